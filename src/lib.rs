@@ -1,0 +1,2 @@
+//! trace: a Linux tracer that hand-assembles eBPF.
+pub mod bpf_asm;
