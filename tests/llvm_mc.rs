@@ -38,14 +38,9 @@ fn llvm_mc() -> PathBuf {
     if let Some(p) = std::env::var_os("LLVM_MC") {
         return PathBuf::from(p);
     }
-    let path_dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    if let Some(p) = path_dirs
-        .iter()
-        .map(|d| d.join("llvm-mc"))
-        .find(|p| p.is_file())
-    {
+    let path_dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    if let Some(p) = path_dirs.iter().map(|d| d.join("llvm-mc")).find(|p| p.is_file()) {
         return p;
     }
     let versioned = path_dirs.iter().flat_map(|d| versioned_in(d, "llvm-mc-"));
@@ -104,10 +99,7 @@ fn run_llvm_mc(args: &[&str], source: &str) -> Result<Vec<u8>, String> {
     let input = source.to_string();
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
     let out = child.wait_with_output().expect("llvm-mc finishes");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("write to llvm-mc");
+    writer.join().expect("writer thread").expect("write to llvm-mc");
     if out.status.success() {
         Ok(out.stdout)
     } else {
@@ -286,10 +278,7 @@ fn llvm_text(form: &Form, target: &dyn Fn(&str) -> String) -> String {
 
 /// Forms LLVM 14 has no assembly syntax for (see the module docs).
 fn newer_llvm_only(form: &Form) -> bool {
-    matches!(
-        form,
-        Form::Alu(AluOp::Mod, ..) | Form::Jmp(JmpOp::Jset, ..) | Form::St(..)
-    )
+    matches!(form, Form::Alu(AluOp::Mod, ..) | Form::Jmp(JmpOp::Jset, ..) | Form::St(..))
 }
 
 /// Every form the builder offers, with operands that exercise sign and width.
@@ -353,10 +342,7 @@ fn plus_two(_: &str) -> String {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter()
-        .map(|x| format!("{x:02x}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" ")
 }
 
 // ---- Rendering our bytes back (disassembly direction) ---------------------------
@@ -406,21 +392,11 @@ fn every_form_matches_llvm_mc() {
     let forms = every_form();
     let (maybe, always): (Vec<&Form>, Vec<&Form>) = forms.iter().partition(|f| newer_llvm_only(f));
 
-    let source: String = always
-        .iter()
-        .map(|f| llvm_text(f, &plus_two) + "\n")
-        .collect();
+    let source: String = always.iter().map(|f| llvm_text(f, &plus_two) + "\n").collect();
     let llvm = show_encoding(&source).unwrap_or_else(|e| panic!("llvm-mc rejected\n{source}\n{e}"));
-    assert_eq!(
-        llvm.len(),
-        always.len(),
-        "one encoding per instruction:\n{source}"
-    );
-    let mut mismatches: Vec<String> = always
-        .iter()
-        .zip(&llvm)
-        .filter_map(|(form, theirs)| compare(form, theirs))
-        .collect();
+    assert_eq!(llvm.len(), always.len(), "one encoding per instruction:\n{source}");
+    let mut mismatches: Vec<String> =
+        always.iter().zip(&llvm).filter_map(|(form, theirs)| compare(form, theirs)).collect();
 
     let mut unsupported = Vec::new();
     for form in maybe {
@@ -441,11 +417,7 @@ fn every_form_matches_llvm_mc() {
             unsupported.join("; ")
         );
     }
-    assert!(
-        mismatches.is_empty(),
-        "bpf_asm and llvm-mc disagree:\n{}",
-        mismatches.join("\n")
-    );
+    assert!(mismatches.is_empty(), "bpf_asm and llvm-mc disagree:\n{}", mismatches.join("\n"));
 }
 
 /// `None` if our bytes for `form` equal llvm-mc's (map references: see module docs)
@@ -460,11 +432,7 @@ fn compare(form: &Form, theirs: &[u8]) -> Option<String> {
         expected[1] |= 0x10;
     }
     if ours != expected {
-        return Some(format!(
-            "`{text}`: bpf_asm {} / llvm-mc {}",
-            hex(&ours),
-            hex(theirs)
-        ));
+        return Some(format!("`{text}`: bpf_asm {} / llvm-mc {}", hex(&ours), hex(theirs)));
     }
     // Map references have no llvm-mc syntax of their own to read back as.
     let back = llvm_text_of_insn(&insns[0], insns.get(1));
@@ -478,14 +446,8 @@ fn compare(form: &Form, theirs: &[u8]) -> Option<String> {
 fn map_fd_load_differs_from_llvm_only_in_the_src_nibble() {
     let theirs = show_encoding("r1 = 4 ll\n").expect("llvm-mc assembles ld_imm64");
     let ours = encode(&our_insns(&Form::LdMapFd(R1, 4)));
-    assert_eq!(
-        hex(&theirs[0]),
-        "18 01 00 00 04 00 00 00 00 00 00 00 00 00 00 00"
-    );
-    assert_eq!(
-        hex(&ours),
-        "18 11 00 00 04 00 00 00 00 00 00 00 00 00 00 00"
-    );
+    assert_eq!(hex(&theirs[0]), "18 01 00 00 04 00 00 00 00 00 00 00 00 00 00 00");
+    assert_eq!(hex(&ours), "18 11 00 00 04 00 00 00 00 00 00 00 00 00 00 00");
 }
 
 #[test]
@@ -507,10 +469,7 @@ fn label_resolution_matches_llvm_mc() {
         (None, Call(Helper::GetCurrentPidTgid)),
         (None, Jmp(JmpOp::Jeq, true, R0, Src::Imm(0), "LBB0_4")),
         (None, LdImm64(R2, 0xffff_ffff)),
-        (
-            Some("LBB0_2"),
-            Jmp(JmpOp::Jsgt, false, R1, Src::Reg(R2), "LBB0_1"),
-        ),
+        (Some("LBB0_2"), Jmp(JmpOp::Jsgt, false, R1, Src::Reg(R2), "LBB0_1")),
         (None, LdImm64(R3, 7)),
         (Some("LBB0_3"), Ja("LBB0_2")),
         (None, Ldx(Size::DW, R1, R6, 112)),
@@ -531,12 +490,7 @@ fn label_resolution_matches_llvm_mc() {
     }
     let ours = a.link().expect("links");
     let theirs = assemble_text_section(&source);
-    assert_eq!(
-        hex(&ours.bytes()),
-        hex(&theirs),
-        "\n{source}\n{}",
-        ours.listing()
-    );
+    assert_eq!(hex(&ours.bytes()), hex(&theirs), "\n{source}\n{}", ours.listing());
     // Slots: 3-4 and 6-7 are ld_imm64s; 9 is the ldx (off 112).
     let offs: Vec<i16> = ours.insns.iter().map(|i| i.off).collect();
     assert_eq!(offs, vec![0, 0, 9, 0, 0, -6, 0, 0, -4, 112, -3, 1, 0, 0]);

@@ -79,10 +79,7 @@ impl AluOp {
 
     /// The operation in an opcode's `BPF_OP` bits (`None` for `BPF_END` and unused values).
     pub fn from_code(code: u8) -> Option<AluOp> {
-        AluOp::ALL
-            .iter()
-            .copied()
-            .find(|op| op.code() == code & OP_MASK)
+        AluOp::ALL.iter().copied().find(|op| op.code() == code & OP_MASK)
     }
 }
 
@@ -148,10 +145,7 @@ impl JmpOp {
 
     /// The comparison in an opcode's `BPF_OP` bits (`None` for ja, call, exit, ...).
     pub fn from_code(code: u8) -> Option<JmpOp> {
-        JmpOp::ALL
-            .iter()
-            .copied()
-            .find(|op| op.code() == code & OP_MASK)
+        JmpOp::ALL.iter().copied().find(|op| op.code() == code & OP_MASK)
     }
 }
 
@@ -225,16 +219,12 @@ impl Program {
         let insn = &self.insns[slot];
         let class = insn.code & CLASS_MASK;
         // `goto` and the conditional jumps; not call, exit or JMP32's `gotol`.
-        let conditional =
-            (class == BPF_JMP || class == BPF_JMP32) && JmpOp::from_code(insn.code).is_some();
+        let conditional = (class == BPF_JMP || class == BPF_JMP32) && JmpOp::from_code(insn.code).is_some();
         if insn.code != JA && !conditional {
             return None;
         }
         let target = slot as i64 + 1 + i64::from(insn.off);
-        self.labels
-            .iter()
-            .find(|(s, _)| *s as i64 == target)
-            .map(|(_, l)| l.as_str())
+        self.labels.iter().find(|(s, _)| *s as i64 == target).map(|(_, l)| l.as_str())
     }
 }
 
@@ -343,37 +333,19 @@ impl Asm {
 
     /// `dst = *(size *)(src + off)`.
     pub fn ldx(&mut self, size: Size, dst: Reg, src: Reg, off: i16) -> &mut Self {
-        let insn = Insn::new(
-            BPF_LDX | BPF_MEM | size.code(),
-            dst.num(),
-            src.num(),
-            off,
-            0,
-        );
+        let insn = Insn::new(BPF_LDX | BPF_MEM | size.code(), dst.num(), src.num(), off, 0);
         self.check_writes(insn, dst);
         self.push(insn)
     }
 
     /// `*(size *)(dst + off) = src`.
     pub fn stx(&mut self, size: Size, dst: Reg, off: i16, src: Reg) -> &mut Self {
-        self.push(Insn::new(
-            BPF_STX | BPF_MEM | size.code(),
-            dst.num(),
-            src.num(),
-            off,
-            0,
-        ))
+        self.push(Insn::new(BPF_STX | BPF_MEM | size.code(), dst.num(), src.num(), off, 0))
     }
 
     /// `*(size *)(dst + off) = imm`; for `Size::DW` the immediate is sign-extended.
     pub fn st(&mut self, size: Size, dst: Reg, off: i16, imm: i32) -> &mut Self {
-        self.push(Insn::new(
-            BPF_ST | BPF_MEM | size.code(),
-            dst.num(),
-            0,
-            off,
-            imm,
-        ))
+        self.push(Insn::new(BPF_ST | BPF_MEM | size.code(), dst.num(), 0, off, imm))
     }
 
     /// `if dst op src goto label`, comparing 64 bits (`BPF_JMP` class).
@@ -452,19 +424,12 @@ impl Asm {
         for (slot, label) in &self.fixups {
             insns[*slot].off = self.offset_to(*slot, label)?;
         }
-        Ok(Program {
-            insns,
-            comments: self.comments.clone(),
-            labels: self.label_order.clone(),
-        })
+        Ok(Program { insns, comments: self.comments.clone(), labels: self.label_order.clone() })
     }
 
     /// The offset a jump at `slot` needs to reach `label`.
     fn offset_to(&self, slot: usize, label: &str) -> Result<i16, AsmError> {
-        let target = *self
-            .labels
-            .get(label)
-            .ok_or_else(|| AsmError::UndefinedLabel(label.to_string()))?;
+        let target = *self.labels.get(label).ok_or_else(|| AsmError::UndefinedLabel(label.to_string()))?;
         if target >= self.insns.len() {
             return Err(AsmError::LabelAtEnd(label.to_string()));
         }
@@ -492,11 +457,7 @@ impl Asm {
     fn check(&mut self, insn: Insn, problem: Option<String>) {
         if let Some(reason) = problem {
             let slot = self.insns.len();
-            self.fail(AsmError::InvalidInsn {
-                slot,
-                insn: disasm_insn(&insn, None),
-                reason,
-            });
+            self.fail(AsmError::InvalidInsn { slot, insn: disasm_insn(&insn, None), reason });
         }
     }
 
@@ -521,14 +482,9 @@ fn alu_problem(class: u8, op: AluOp, dst: Reg, src: Src) -> Option<String> {
     let bits = if class == BPF_ALU64 { 64 } else { 32 };
     match (op, src) {
         (AluOp::Neg, Src::Imm(0)) => None,
-        (AluOp::Neg, _) => Some(format!(
-            "neg takes no source operand: pass 0 or use neg{bits}({dst:?})"
-        )),
+        (AluOp::Neg, _) => Some(format!("neg takes no source operand: pass 0 or use neg{bits}({dst:?})")),
         (AluOp::Lsh | AluOp::Rsh | AluOp::Arsh, Src::Imm(n)) if !(0..bits).contains(&n) => {
-            Some(format!(
-                "a {bits}-bit shift by {n} is out of range: shift by 0..={}",
-                bits - 1
-            ))
+            Some(format!("a {bits}-bit shift by {n} is out of range: shift by 0..={}", bits - 1))
         }
         (AluOp::Div | AluOp::Mod, Src::Imm(0)) => {
             Some("division by the constant 0: the verifier rejects it".to_string())

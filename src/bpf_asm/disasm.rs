@@ -33,10 +33,7 @@ const NULL: &str = "(null)";
 /// One line per instruction, without the `(code) ` prefix; an `ld_imm64` gives
 /// one line for its two slots.
 pub fn disasm(insns: &[Insn]) -> Vec<String> {
-    slots(insns)
-        .into_iter()
-        .map(|(slot, _)| disasm_insn(&insns[slot], insns.get(slot + 1)))
-        .collect()
+    slots(insns).into_iter().map(|(slot, _)| disasm_insn(&insns[slot], insns.get(slot + 1))).collect()
 }
 
 /// The verifier text of one instruction without the `(code) ` prefix, e.g.
@@ -68,11 +65,7 @@ pub(crate) fn slots(insns: &[Insn]) -> Vec<(usize, usize)> {
     let mut out = Vec::with_capacity(insns.len());
     let mut slot = 0;
     while slot < insns.len() {
-        let width = if insns[slot].is_ld_imm64() && slot + 1 < insns.len() {
-            2
-        } else {
-            1
-        };
+        let width = if insns[slot].is_ld_imm64() && slot + 1 < insns.len() { 2 } else { 1 };
         out.push((slot, width));
         slot += width;
     }
@@ -93,17 +86,15 @@ fn op_index(code: u8) -> usize {
 
 /// disasm.c `bpf_alu_string`.
 fn alu_string(op: u8) -> &'static str {
-    const TABLE: [&str; 14] = [
-        "+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>=", "endian",
-    ];
+    const TABLE: [&str; 14] =
+        ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "neg", "%=", "^=", "=", "s>>=", "endian"];
     TABLE.get(op_index(op)).copied().unwrap_or(NULL)
 }
 
 /// disasm.c `bpf_jmp_string`.
 fn jmp_string(op: u8) -> &'static str {
-    const TABLE: [&str; 14] = [
-        "jmp", "==", ">", ">=", "&", "!=", "s>", "s>=", "call", "exit", "<", "<=", "s<", "s<=",
-    ];
+    const TABLE: [&str; 14] =
+        ["jmp", "==", ">", ">=", "&", "!=", "s>", "s>=", "call", "exit", "<", "<=", "s<", "s<="];
     TABLE.get(op_index(op)).copied().unwrap_or(NULL)
 }
 
@@ -163,11 +154,7 @@ fn alu(insn: &Insn) -> String {
         if c & CLASS_MASK == BPF_ALU64 {
             return format!("({c:02x}) r{dst} = bswap{} r{dst}", insn.imm);
         }
-        let order = if c & SRC_MASK == BPF_TO_BE {
-            "be"
-        } else {
-            "le"
-        };
+        let order = if c & SRC_MASK == BPF_TO_BE { "be" } else { "le" };
         return format!("({c:02x}) r{dst} = {order}{} r{dst}", insn.imm);
     }
     if c & OP_MASK == BPF_NEG {
@@ -176,11 +163,7 @@ fn alu(insn: &Insn) -> String {
     let mov_x = c == BPF_ALU64 | BPF_MOV | BPF_X;
     if mov_x && insn.off == BPF_ADDR_SPACE_CAST {
         let imm = insn.imm as u32;
-        return format!(
-            "({c:02x}) r{dst} = addr_space_cast(r{src}, {}, {})",
-            imm >> 16,
-            imm & 0xffff
-        );
+        return format!("({c:02x}) r{dst} = addr_space_cast(r{src}, {}, {})", imm >> 16, imm & 0xffff);
     }
     if mov_x && insn.off == -1 {
         // BPF_ADDR_PERCPU: kernel-internal per-CPU address resolution.
@@ -188,11 +171,7 @@ fn alu(insn: &Insn) -> String {
     }
     let op = alu_op_string(insn);
     if c & SRC_MASK == BPF_X {
-        let sx = if is_movsx(insn) {
-            movsx_string(insn.off)
-        } else {
-            ""
-        };
+        let sx = if is_movsx(insn) { movsx_string(insn.off) } else { "" };
         format!("({c:02x}) {w}{dst} {op} {sx}{w}{src}")
     } else {
         format!("({c:02x}) {w}{dst} {op} {}", insn.imm)
@@ -212,11 +191,7 @@ fn stx(insn: &Insn) -> String {
     let c = insn.code;
     let (dst, src, off) = (insn.dst, insn.src, insn.off);
     let size = ldst_string(c);
-    let bits = if Size::from_code(c) == Size::DW {
-        "64"
-    } else {
-        ""
-    };
+    let bits = if Size::from_code(c) == Size::DW { "64" } else { "" };
     let imm = insn.imm;
     let imm_op = (imm & i32::from(OP_MASK)) as u8;
     let simple_alu = matches!(imm, 0x00 | 0x40 | 0x50 | 0xa0);
@@ -224,10 +199,7 @@ fn stx(insn: &Insn) -> String {
     match c & MODE_MASK {
         BPF_MEM => format!("({c:02x}) *({size} *)(r{dst} {off:+}) = r{src}"),
         BPF_ATOMIC if simple_alu => {
-            format!(
-                "({c:02x}) lock *({size} *)(r{dst} {off:+}) {} r{src}",
-                alu_string(imm_op)
-            )
+            format!("({c:02x}) lock *({size} *)(r{dst} {off:+}) {} r{src}", alu_string(imm_op))
         }
         BPF_ATOMIC if fetch_alu => format!(
             "({c:02x}) r{src} = atomic{bits}_fetch_{}(({size} *)(r{dst} {off:+}), r{src})",
@@ -252,13 +224,7 @@ fn stx(insn: &Insn) -> String {
 fn st(insn: &Insn) -> String {
     let c = insn.code;
     match c & MODE_MASK {
-        BPF_MEM => format!(
-            "({c:02x}) *({} *)(r{} {:+}) = {}",
-            ldst_string(c),
-            insn.dst,
-            insn.off,
-            insn.imm
-        ),
+        BPF_MEM => format!("({c:02x}) *({} *)(r{} {:+}) = {}", ldst_string(c), insn.dst, insn.off, insn.imm),
         BPF_NOSPEC => format!("({c:02x}) nospec"),
         _ => format!("BUG_st_{c:02x}"),
     }
@@ -271,10 +237,7 @@ fn ldx(insn: &Insn) -> String {
         BPF_MEMSX => ldsx_string(c),
         _ => return format!("BUG_ldx_{c:02x}"),
     };
-    format!(
-        "({c:02x}) r{} = *({size} *)(r{} {:+})",
-        insn.dst, insn.src, insn.off
-    )
+    format!("({c:02x}) r{} = *({size} *)(r{} {:+})", insn.dst, insn.src, insn.off)
 }
 
 fn ld(insn: &Insn, next: Option<&Insn>) -> String {
@@ -282,10 +245,7 @@ fn ld(insn: &Insn, next: Option<&Insn>) -> String {
     let size = ldst_string(c);
     match c & MODE_MASK {
         BPF_ABS => format!("({c:02x}) r0 = *({size} *)skb[{}]", insn.imm),
-        BPF_IND => format!(
-            "({c:02x}) r0 = *({size} *)skb[r{} + {}]",
-            insn.src, insn.imm
-        ),
+        BPF_IND => format!("({c:02x}) r0 = *({size} *)skb[r{} + {}]", insn.src, insn.imm),
         BPF_IMM if c & SIZE_MASK == BPF_DW => {
             format!("({c:02x}) r{} = {}", insn.dst, ld_imm64_value(insn, next))
         }
@@ -325,16 +285,9 @@ fn jmp(insn: &Insn) -> String {
         _ if c == BPF_JMP32 | BPF_JA => format!("({c:02x}) gotol pc{imm:+}"),
         EXIT => format!("({c:02x}) exit"),
         _ if c & SRC_MASK == BPF_X => {
-            format!(
-                "({c:02x}) if {w}{dst} {} {w}{src} goto pc{off:+}",
-                jmp_string(c)
-            )
+            format!("({c:02x}) if {w}{dst} {} {w}{src} goto pc{off:+}", jmp_string(c))
         }
-        _ => format!(
-            "({c:02x}) if {w}{dst} {} {:#x} goto pc{off:+}",
-            jmp_string(c),
-            imm as u32
-        ),
+        _ => format!("({c:02x}) if {w}{dst} {} {:#x} goto pc{off:+}", jmp_string(c), imm as u32),
     }
 }
 

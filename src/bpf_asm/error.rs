@@ -46,15 +46,10 @@ impl fmt::Display for AsmError {
                 "jump to label `{l}`, which is never bound: bind it with .label(\"{l}\") \
                  before the instruction the jump should reach"
             ),
-            AsmError::DuplicateLabel(l) => write!(
-                f,
-                "label `{l}` is bound twice: give each jump target its own name"
-            ),
-            AsmError::JumpOutOfRange {
-                label,
-                from,
-                distance,
-            } => write!(
+            AsmError::DuplicateLabel(l) => {
+                write!(f, "label `{l}` is bound twice: give each jump target its own name")
+            }
+            AsmError::JumpOutOfRange { label, from, distance } => write!(
                 f,
                 "the jump at slot {from} to label `{label}` spans {distance} instructions, \
                  but a BPF jump offset must lie in {}..={}: move the target closer or \

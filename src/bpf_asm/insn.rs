@@ -25,19 +25,8 @@ pub enum Reg {
 
 impl Reg {
     /// Every register, in number order.
-    pub const ALL: [Reg; 11] = [
-        Reg::R0,
-        Reg::R1,
-        Reg::R2,
-        Reg::R3,
-        Reg::R4,
-        Reg::R5,
-        Reg::R6,
-        Reg::R7,
-        Reg::R8,
-        Reg::R9,
-        Reg::R10,
-    ];
+    pub const ALL: [Reg; 11] =
+        [Reg::R0, Reg::R1, Reg::R2, Reg::R3, Reg::R4, Reg::R5, Reg::R6, Reg::R7, Reg::R8, Reg::R9, Reg::R10];
 
     /// The register number as it goes into an instruction's nibble.
     pub fn num(self) -> u8 {
@@ -155,13 +144,7 @@ pub struct Insn {
 impl Insn {
     /// An instruction from its fields.
     pub fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-        Insn {
-            code,
-            dst,
-            src,
-            off,
-            imm,
-        }
+        Insn { code, dst, src, off, imm }
     }
 
     /// The kernel's little-endian layout: code, `src << 4 | dst`, off, imm.
@@ -170,9 +153,7 @@ impl Insn {
         let off = self.off.to_le_bytes();
         let imm = self.imm.to_le_bytes();
         let regs = (self.src & 0x0f) << 4 | (self.dst & 0x0f);
-        [
-            self.code, regs, off[0], off[1], imm[0], imm[1], imm[2], imm[3],
-        ]
+        [self.code, regs, off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
     }
 
     /// Reads one slot from the kernel's layout.

@@ -7,9 +7,7 @@ use Reg::*;
 /// Bytes from a string of hex pairs ("bf a1 00 ..."): the expected values below are
 /// written out by hand from the opcode tables of the UAPI headers.
 fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-        .collect()
+    s.split_whitespace().map(|b| u8::from_str_radix(b, 16).expect("hex byte")).collect()
 }
 
 /// The bytes of a program built by `build`.
@@ -89,13 +87,8 @@ fn src_of(imm: Option<i32>) -> Src {
 #[test]
 fn alu_encodings() {
     for &(op, is64, imm, want) in ALU_CASES {
-        let got = bytes_of(|a| {
-            if is64 {
-                a.alu64(op, R3, src_of(imm))
-            } else {
-                a.alu32(op, R3, src_of(imm))
-            }
-        });
+        let got =
+            bytes_of(|a| if is64 { a.alu64(op, R3, src_of(imm)) } else { a.alu32(op, R3, src_of(imm)) });
         assert_eq!(got, hex(want), "{op:?} 64-bit={is64} imm={imm:?}");
     }
 }
@@ -105,9 +98,7 @@ fn alu_table_covers_every_form() {
     for op in AluOp::ALL {
         for is64 in [true, false] {
             let has = |reg: bool| {
-                ALU_CASES
-                    .iter()
-                    .any(|&(o, b, imm, _)| o == op && b == is64 && imm.is_none() == reg)
+                ALU_CASES.iter().any(|&(o, b, imm, _)| o == op && b == is64 && imm.is_none() == reg)
             };
             assert!(has(false), "{op:?} 64={is64} imm form missing");
             // neg has no register form: the verifier rejects BPF_NEG | BPF_X.
@@ -118,22 +109,10 @@ fn alu_table_covers_every_form() {
 
 #[test]
 fn alu_examples_from_the_brief() {
-    assert_eq!(
-        bytes_of(|a| a.mov64(R1, R10)),
-        hex("bf a1 00 00 00 00 00 00")
-    );
-    assert_eq!(
-        bytes_of(|a| a.mov32(R0, -1)),
-        hex("b4 00 00 00 ff ff ff ff")
-    );
-    assert_eq!(
-        bytes_of(|a| a.add64(R1, -8)),
-        hex("07 01 00 00 f8 ff ff ff")
-    );
-    assert_eq!(
-        bytes_of(|a| a.mov64(R9, 0x7fff_ffff)),
-        hex("b7 09 00 00 ff ff ff 7f")
-    );
+    assert_eq!(bytes_of(|a| a.mov64(R1, R10)), hex("bf a1 00 00 00 00 00 00"));
+    assert_eq!(bytes_of(|a| a.mov32(R0, -1)), hex("b4 00 00 00 ff ff ff ff"));
+    assert_eq!(bytes_of(|a| a.add64(R1, -8)), hex("07 01 00 00 f8 ff ff ff"));
+    assert_eq!(bytes_of(|a| a.mov64(R9, 0x7fff_ffff)), hex("b7 09 00 00 ff ff ff 7f"));
 }
 
 #[test]
@@ -151,22 +130,12 @@ fn alu_shortcuts_match_the_general_form() {
         (AluOp::Xor, |a, d, s| a.xor64(d, s), |a, d, s| a.xor32(d, s)),
         (AluOp::Lsh, |a, d, s| a.lsh64(d, s), |a, d, s| a.lsh32(d, s)),
         (AluOp::Rsh, |a, d, s| a.rsh64(d, s), |a, d, s| a.rsh32(d, s)),
-        (
-            AluOp::Arsh,
-            |a, d, s| a.arsh64(d, s),
-            |a, d, s| a.arsh32(d, s),
-        ),
+        (AluOp::Arsh, |a, d, s| a.arsh64(d, s), |a, d, s| a.arsh32(d, s)),
     ];
     for (op, short64, short32) in table {
         for src in [Src::Reg(R4), Src::Imm(3)] {
-            assert_eq!(
-                bytes_of(|a| short64(a, R3, src)),
-                bytes_of(|a| a.alu64(op, R3, src))
-            );
-            assert_eq!(
-                bytes_of(|a| short32(a, R3, src)),
-                bytes_of(|a| a.alu32(op, R3, src))
-            );
+            assert_eq!(bytes_of(|a| short64(a, R3, src)), bytes_of(|a| a.alu64(op, R3, src)));
+            assert_eq!(bytes_of(|a| short32(a, R3, src)), bytes_of(|a| a.alu32(op, R3, src)));
         }
     }
     assert_eq!(bytes_of(|a| a.neg64(R3)), hex("87 03 00 00 00 00 00 00"));
@@ -254,70 +223,26 @@ fn jump_table_covers_every_form() {
 #[test]
 fn ja_call_exit_encodings() {
     assert_eq!(jump_bytes(|a| a.ja("t")), hex("05 00 01 00 00 00 00 00"));
-    assert_eq!(
-        bytes_of(|a| a.call(Helper::ProbeReadUserStr)),
-        hex("85 00 00 00 72 00 00 00")
-    );
-    assert_eq!(
-        bytes_of(|a| a.call(Helper::RingbufOutput)),
-        hex("85 00 00 00 82 00 00 00")
-    );
+    assert_eq!(bytes_of(|a| a.call(Helper::ProbeReadUserStr)), hex("85 00 00 00 72 00 00 00"));
+    assert_eq!(bytes_of(|a| a.call(Helper::RingbufOutput)), hex("85 00 00 00 82 00 00 00"));
     assert_eq!(bytes_of(|a| a.exit()), hex("95 00 00 00 00 00 00 00"));
 }
 
 #[test]
 fn load_store_encodings() {
     let cases: [(Size, &str, &str, &str); 4] = [
-        (
-            Size::B,
-            "71 43 f8 ff 00 00 00 00",
-            "73 4a f8 ff 00 00 00 00",
-            "72 0a f8 ff fe ff ff ff",
-        ),
-        (
-            Size::H,
-            "69 43 f8 ff 00 00 00 00",
-            "6b 4a f8 ff 00 00 00 00",
-            "6a 0a f8 ff fe ff ff ff",
-        ),
-        (
-            Size::W,
-            "61 43 f8 ff 00 00 00 00",
-            "63 4a f8 ff 00 00 00 00",
-            "62 0a f8 ff fe ff ff ff",
-        ),
-        (
-            Size::DW,
-            "79 43 f8 ff 00 00 00 00",
-            "7b 4a f8 ff 00 00 00 00",
-            "7a 0a f8 ff fe ff ff ff",
-        ),
+        (Size::B, "71 43 f8 ff 00 00 00 00", "73 4a f8 ff 00 00 00 00", "72 0a f8 ff fe ff ff ff"),
+        (Size::H, "69 43 f8 ff 00 00 00 00", "6b 4a f8 ff 00 00 00 00", "6a 0a f8 ff fe ff ff ff"),
+        (Size::W, "61 43 f8 ff 00 00 00 00", "63 4a f8 ff 00 00 00 00", "62 0a f8 ff fe ff ff ff"),
+        (Size::DW, "79 43 f8 ff 00 00 00 00", "7b 4a f8 ff 00 00 00 00", "7a 0a f8 ff fe ff ff ff"),
     ];
     for (size, ldx, stx, st) in cases {
-        assert_eq!(
-            bytes_of(|a| a.ldx(size, R3, R4, -8)),
-            hex(ldx),
-            "ldx {size:?}"
-        );
-        assert_eq!(
-            bytes_of(|a| a.stx(size, R10, -8, R4)),
-            hex(stx),
-            "stx {size:?}"
-        );
-        assert_eq!(
-            bytes_of(|a| a.st(size, R10, -8, -2)),
-            hex(st),
-            "st {size:?}"
-        );
+        assert_eq!(bytes_of(|a| a.ldx(size, R3, R4, -8)), hex(ldx), "ldx {size:?}");
+        assert_eq!(bytes_of(|a| a.stx(size, R10, -8, R4)), hex(stx), "stx {size:?}");
+        assert_eq!(bytes_of(|a| a.st(size, R10, -8, -2)), hex(st), "st {size:?}");
     }
-    assert_eq!(
-        bytes_of(|a| a.ldx(Size::DW, R1, R6, 104)),
-        hex("79 61 68 00 00 00 00 00")
-    );
-    assert_eq!(
-        bytes_of(|a| a.stx(Size::W, R10, -4, R0)),
-        hex("63 0a fc ff 00 00 00 00")
-    );
+    assert_eq!(bytes_of(|a| a.ldx(Size::DW, R1, R6, 104)), hex("79 61 68 00 00 00 00 00"));
+    assert_eq!(bytes_of(|a| a.stx(Size::W, R10, -4, R0)), hex("63 0a fc ff 00 00 00 00"));
 }
 
 #[test]
@@ -331,10 +256,7 @@ fn ld_imm64_encodings() {
         hex("18 03 00 00 ff ff ff ff  00 00 00 00 00 00 00 00")
     );
     // src = BPF_PSEUDO_MAP_FD (1) in the high nibble, imm = the fd.
-    assert_eq!(
-        bytes_of(|a| a.ld_map_fd(R2, 4)),
-        hex("18 12 00 00 04 00 00 00  00 00 00 00 00 00 00 00")
-    );
+    assert_eq!(bytes_of(|a| a.ld_map_fd(R2, 4)), hex("18 12 00 00 04 00 00 00  00 00 00 00 00 00 00 00"));
     let mut a = Asm::new();
     a.ld_imm64(R1, 1);
     assert_eq!(a.len(), 2, "ld_imm64 takes two slots");
@@ -343,10 +265,7 @@ fn ld_imm64_encodings() {
 #[test]
 fn insn_byte_layout() {
     let insn = Insn::new(0xbf, 1, 10, -2, 0x0102_0304);
-    assert_eq!(
-        insn.to_bytes(),
-        [0xbf, 0xa1, 0xfe, 0xff, 0x04, 0x03, 0x02, 0x01]
-    );
+    assert_eq!(insn.to_bytes(), [0xbf, 0xa1, 0xfe, 0xff, 0x04, 0x03, 0x02, 0x01]);
     assert_eq!(Insn::from_bytes(&insn.to_bytes()), insn);
     // Only the low nibbles go into byte 1.
     assert_eq!(Insn::new(0, 0x1f, 0x2e, 0, 0).to_bytes()[1], 0xef);
@@ -359,11 +278,7 @@ fn every_form() -> Program {
     let mut a = Asm::new();
     a.label("top");
     for op in AluOp::ALL {
-        let imm = if matches!(op, AluOp::Lsh | AluOp::Rsh | AluOp::Arsh) {
-            5
-        } else {
-            -7
-        };
+        let imm = if matches!(op, AluOp::Lsh | AluOp::Rsh | AluOp::Arsh) { 5 } else { -7 };
         let imm = if op == AluOp::Neg { 0 } else { imm };
         a.alu64(op, R1, imm).alu32(op, R2, imm);
         if op != AluOp::Neg {
@@ -375,13 +290,9 @@ fn every_form() -> Program {
         a.jmp32(op, R4, 9, "end").jmp32(op, R5, R6, "top");
     }
     for size in Size::ALL {
-        a.ldx(size, R7, R8, -100)
-            .stx(size, R10, -16, R9)
-            .st(size, R10, 24, -5);
+        a.ldx(size, R7, R8, -100).stx(size, R10, -16, R9).st(size, R10, 24, -5);
     }
-    a.ld_imm64(R1, 0xdead_beef_0000_0001)
-        .ld_map_fd(R2, 7)
-        .ja("top");
+    a.ld_imm64(R1, 0xdead_beef_0000_0001).ld_map_fd(R2, 7).ja("top");
     for &h in Helper::ALL {
         a.call(h);
     }
@@ -404,10 +315,7 @@ fn decode_rejects_bad_lengths() {
     assert_eq!(decode(&[0; 12]), Err(AsmError::BadLength(12)));
     assert_eq!(decode(&[]), Ok(vec![]));
     let lone_half = hex("95 00 00 00 00 00 00 00  18 01 00 00 01 00 00 00");
-    assert_eq!(
-        decode(&lone_half),
-        Err(AsmError::TruncatedLdImm64 { slot: 1 })
-    );
+    assert_eq!(decode(&lone_half), Err(AsmError::TruncatedLdImm64 { slot: 1 }));
 }
 
 /// The verifier text of the first instruction `build` emits (jumps target "t",
@@ -455,28 +363,13 @@ fn verifier_text_table() {
         (|a| a.jmp(JmpOp::Jeq, R0, 0, "t"), "if r0 == 0x0 goto pc+2"),
         (|a| a.jmp32(JmpOp::Jgt, R1, 5, "t"), "if w1 > 0x5 goto pc+2"),
         (|a| a.jmp(JmpOp::Jsgt, R1, R2, "b"), "if r1 s> r2 goto pc-4"),
-        (
-            |a| a.jmp(JmpOp::Jsgt, R1, -1, "t"),
-            "if r1 s> 0xffffffff goto pc+2",
-        ),
-        (
-            |a| a.jmp(JmpOp::Jset, R1, 0x100, "t"),
-            "if r1 & 0x100 goto pc+2",
-        ),
-        (
-            |a| a.jmp32(JmpOp::Jne, R1, R2, "t"),
-            "if w1 != w2 goto pc+2",
-        ),
+        (|a| a.jmp(JmpOp::Jsgt, R1, -1, "t"), "if r1 s> 0xffffffff goto pc+2"),
+        (|a| a.jmp(JmpOp::Jset, R1, 0x100, "t"), "if r1 & 0x100 goto pc+2"),
+        (|a| a.jmp32(JmpOp::Jne, R1, R2, "t"), "if w1 != w2 goto pc+2"),
         (|a| a.ja("t"), "goto pc+2"),
         (|a| a.ja("b"), "goto pc-4"),
-        (
-            |a| a.call(Helper::ProbeReadUserStr),
-            "call bpf_probe_read_user_str#114",
-        ),
-        (
-            |a| a.call(Helper::GetCurrentPidTgid),
-            "call bpf_get_current_pid_tgid#14",
-        ),
+        (|a| a.call(Helper::ProbeReadUserStr), "call bpf_probe_read_user_str#114"),
+        (|a| a.call(Helper::GetCurrentPidTgid), "call bpf_get_current_pid_tgid#14"),
         (|a| a.exit(), "exit"),
         (|a| a.ld_imm64(R1, 0x123), "r1 = 0x123"),
         (|a| a.ld_imm64(R3, 0xffff_ffff), "r3 = 0xffffffff"),
@@ -491,9 +384,7 @@ fn verifier_text_table() {
 
 #[test]
 fn verifier_operator_text_for_every_op() {
-    let alu = [
-        "+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "", "%=", "^=", "=", "s>>=",
-    ];
+    let alu = ["+=", "-=", "*=", "/=", "|=", "&=", "<<=", ">>=", "", "%=", "^=", "=", "s>>="];
     for (op, sym) in AluOp::ALL.into_iter().zip(alu) {
         if op == AluOp::Neg {
             continue;
@@ -501,18 +392,10 @@ fn verifier_operator_text_for_every_op() {
         assert_eq!(text_of(|a| a.alu64(op, R1, 3)), format!("r1 {sym} 3"));
         assert_eq!(text_of(|a| a.alu32(op, R1, R2)), format!("w1 {sym} w2"));
     }
-    let jmp = [
-        "==", ">", ">=", "&", "!=", "s>", "s>=", "<", "<=", "s<", "s<=",
-    ];
+    let jmp = ["==", ">", ">=", "&", "!=", "s>", "s>=", "<", "<=", "s<", "s<="];
     for (op, sym) in JmpOp::ALL.into_iter().zip(jmp) {
-        assert_eq!(
-            text_of(|a| a.jmp(op, R1, 3, "t")),
-            format!("if r1 {sym} 0x3 goto pc+2")
-        );
-        assert_eq!(
-            text_of(|a| a.jmp32(op, R1, R2, "b")),
-            format!("if w1 {sym} w2 goto pc-4")
-        );
+        assert_eq!(text_of(|a| a.jmp(op, R1, 3, "t")), format!("if r1 {sym} 0x3 goto pc+2"));
+        assert_eq!(text_of(|a| a.jmp32(op, R1, R2, "b")), format!("if w1 {sym} w2 goto pc-4"));
     }
 }
 
@@ -541,48 +424,18 @@ fn disasm_of_other_instructions() {
         (&[Insn::new(0xbf, 1, 2, 32, 0)], "r1 = (s32)r2"),
         (&[Insn::new(0x3f, 1, 2, 1, 0)], "r1 s/= r2"),
         (&[Insn::new(0x94, 1, 0, 1, 7)], "w1 s%= 7"),
-        (
-            &[Insn::new(0xbf, 1, 2, 1, 0x0001_0000)],
-            "r1 = addr_space_cast(r2, 1, 0)",
-        ),
-        (
-            &[Insn::new(0xbf, 1, 2, -1, 0)],
-            "r1 = &(void __percpu *)(r2)",
-        ),
+        (&[Insn::new(0xbf, 1, 2, 1, 0x0001_0000)], "r1 = addr_space_cast(r2, 1, 0)"),
+        (&[Insn::new(0xbf, 1, 2, -1, 0)], "r1 = &(void __percpu *)(r2)"),
         (&[Insn::new(0x91, 1, 2, 4, 0)], "r1 = *(s8 *)(r2 +4)"),
         (&[Insn::new(0x81, 1, 2, 4, 0)], "r1 = *(s32 *)(r2 +4)"),
-        (
-            &[Insn::new(0xdb, 1, 2, 0, 0x00)],
-            "lock *(u64 *)(r1 +0) += r2",
-        ),
-        (
-            &[Insn::new(0xc3, 1, 2, 8, 0x50)],
-            "lock *(u32 *)(r1 +8) &= r2",
-        ),
-        (
-            &[Insn::new(0xdb, 1, 2, 0, 0x41)],
-            "r2 = atomic64_fetch_or((u64 *)(r1 +0), r2)",
-        ),
-        (
-            &[Insn::new(0xc3, 1, 2, -8, 0xa1)],
-            "r2 = atomic_fetch_xor((u32 *)(r1 -8), r2)",
-        ),
-        (
-            &[Insn::new(0xdb, 1, 2, 0, 0xe1)],
-            "r2 = atomic64_xchg((u64 *)(r1 +0), r2)",
-        ),
-        (
-            &[Insn::new(0xdb, 1, 2, 0, 0xf1)],
-            "r0 = atomic64_cmpxchg((u64 *)(r1 +0), r0, r2)",
-        ),
-        (
-            &[Insn::new(0xdb, 3, 1, 0, 0x100)],
-            "r3 = load_acquire((u64 *)(r1 +0))",
-        ),
-        (
-            &[Insn::new(0xdb, 1, 3, 0, 0x110)],
-            "store_release((u64 *)(r1 +0), r3)",
-        ),
+        (&[Insn::new(0xdb, 1, 2, 0, 0x00)], "lock *(u64 *)(r1 +0) += r2"),
+        (&[Insn::new(0xc3, 1, 2, 8, 0x50)], "lock *(u32 *)(r1 +8) &= r2"),
+        (&[Insn::new(0xdb, 1, 2, 0, 0x41)], "r2 = atomic64_fetch_or((u64 *)(r1 +0), r2)"),
+        (&[Insn::new(0xc3, 1, 2, -8, 0xa1)], "r2 = atomic_fetch_xor((u32 *)(r1 -8), r2)"),
+        (&[Insn::new(0xdb, 1, 2, 0, 0xe1)], "r2 = atomic64_xchg((u64 *)(r1 +0), r2)"),
+        (&[Insn::new(0xdb, 1, 2, 0, 0xf1)], "r0 = atomic64_cmpxchg((u64 *)(r1 +0), r0, r2)"),
+        (&[Insn::new(0xdb, 3, 1, 0, 0x100)], "r3 = load_acquire((u64 *)(r1 +0))"),
+        (&[Insn::new(0xdb, 1, 3, 0, 0x110)], "store_release((u64 *)(r1 +0), r3)"),
         (&[Insn::new(0xdb, 1, 3, 0, 0x20)], "BUG_db"),
         (&[Insn::new(0x30, 0, 0, 0, 14)], "r0 = *(u8 *)skb[14]"),
         (&[Insn::new(0x48, 0, 7, 0, 2)], "r0 = *(u16 *)skb[r7 + 2]"),
@@ -591,10 +444,7 @@ fn disasm_of_other_instructions() {
         (&[Insn::new(0xc2, 0, 0, 0, 0)], "nospec"),
         (&[Insn::new(0x22, 0, 0, 0, 0)], "BUG_st_22"),
         (&[Insn::new(0x85, 0, 1, 0, -5)], "call pc-5"),
-        (
-            &[Insn::new(0x85, 0, 2, 0, 1234)],
-            "call kernel-function#1234",
-        ),
+        (&[Insn::new(0x85, 0, 2, 0, 1234)], "call kernel-function#1234"),
         (&[Insn::new(0x85, 0, 0, 0, 9999)], "call unknown#9999"),
         (&[Insn::new(0x06, 0, 0, 0, 70000)], "gotol pc+70000"),
         (&[Insn::new(0xe5, 0, 0, 3, 0)], "may_goto pc+3"),
@@ -604,10 +454,7 @@ fn disasm_of_other_instructions() {
         (&map_idx, "r2 = map[idx:0]"),
         (&map_idx_value, "r2 = map[idx:1][0]+8"),
         (&btf_id, "r2 = 0x4d"),
-        (
-            &[Insn::new(0x18, 1, 0, 0, 5)],
-            "r1 = 0x5 <truncated ld_imm64>",
-        ),
+        (&[Insn::new(0x18, 1, 0, 0, 5)], "r1 = 0x5 <truncated ld_imm64>"),
     ];
     for (insns, want) in cases {
         assert_eq!(disasm(insns), vec![want.to_string()], "{insns:?}");
@@ -617,9 +464,7 @@ fn disasm_of_other_instructions() {
 #[test]
 fn listing_shows_slots_comments_and_labels() {
     let mut a = Asm::new();
-    a.comment("filter")
-        .mov64(R6, R1)
-        .call(Helper::GetCurrentPidTgid);
+    a.comment("filter").mov64(R6, R1).call(Helper::GetCurrentPidTgid);
     a.jmp(JmpOp::Jeq, R0, 0, "out");
     a.comment("output").ld_map_fd(R2, 4).mov64(R1, R6);
     a.label("out").mov64(R0, 0).exit();
@@ -637,10 +482,7 @@ out:
 7: (95) exit
 ";
     assert_eq!(prog.listing(), want);
-    assert_eq!(
-        prog.comments,
-        vec![(0, "filter".to_string()), (3, "output".to_string())]
-    );
+    assert_eq!(prog.comments, vec![(0, "filter".to_string()), (3, "output".to_string())]);
     assert_eq!(prog.labels, vec![(6, "out".to_string())]);
     assert_eq!(prog.disasm().len(), 7, "ld_imm64 is one line");
 }
@@ -691,10 +533,7 @@ fn ld_imm64_counts_two_slots_in_offsets() {
 fn undefined_label_is_an_error() {
     let mut a = Asm::new();
     a.ja("nowhere").exit();
-    assert_eq!(
-        a.link(),
-        Err(AsmError::UndefinedLabel("nowhere".to_string()))
-    );
+    assert_eq!(a.link(), Err(AsmError::UndefinedLabel("nowhere".to_string())));
 }
 
 #[test]
@@ -738,33 +577,18 @@ fn jump_back_over(n: usize) -> Result<Program, AsmError> {
 fn out_of_range_jumps_are_errors() {
     assert_eq!(
         jump_over(40_000).err(),
-        Some(AsmError::JumpOutOfRange {
-            label: "far".to_string(),
-            from: 0,
-            distance: 40_000
-        })
+        Some(AsmError::JumpOutOfRange { label: "far".to_string(), from: 0, distance: 40_000 })
     );
     assert_eq!(jump_over(32_767).expect("fits").insns[0].off, i16::MAX);
     assert_eq!(
         jump_over(32_768).err(),
-        Some(AsmError::JumpOutOfRange {
-            label: "far".to_string(),
-            from: 0,
-            distance: 32_768
-        })
+        Some(AsmError::JumpOutOfRange { label: "far".to_string(), from: 0, distance: 32_768 })
     );
     // Backward: the jump at slot n reaches slot 0 with off = -(n + 1).
-    assert_eq!(
-        jump_back_over(32_767).expect("fits").insns[32_767].off,
-        i16::MIN
-    );
+    assert_eq!(jump_back_over(32_767).expect("fits").insns[32_767].off, i16::MIN);
     assert_eq!(
         jump_back_over(32_768).err(),
-        Some(AsmError::JumpOutOfRange {
-            label: "far".to_string(),
-            from: 32_768,
-            distance: -32_769
-        })
+        Some(AsmError::JumpOutOfRange { label: "far".to_string(), from: 32_768, distance: -32_769 })
     );
 }
 
@@ -792,30 +616,15 @@ fn builder_mistakes_are_link_errors() {
         reason(invalid(|a| a.alu64(AluOp::Neg, R3, R4))),
         "neg takes no source operand: pass 0 or use neg64(R3)"
     );
-    assert_eq!(
-        reason(invalid(|a| a.lsh64(R1, 64))),
-        "a 64-bit shift by 64 is out of range: shift by 0..=63"
-    );
+    assert_eq!(reason(invalid(|a| a.lsh64(R1, 64))), "a 64-bit shift by 64 is out of range: shift by 0..=63");
     assert_eq!(
         reason(invalid(|a| a.arsh32(R1, -1))),
         "a 32-bit shift by -1 is out of range: shift by 0..=31"
     );
-    assert_eq!(
-        reason(invalid(|a| a.mod32(R1, 0))),
-        "division by the constant 0: the verifier rejects it"
-    );
+    assert_eq!(reason(invalid(|a| a.mod32(R1, 0))), "division by the constant 0: the verifier rejects it");
     // Stores through r10 are fine: it is only the register that is read-only.
-    assert!(Asm::new()
-        .stx(Size::W, R10, -4, R1)
-        .st(Size::W, R10, -8, 0)
-        .link()
-        .is_ok());
-    assert!(Asm::new()
-        .rsh64(R1, 63)
-        .rsh32(R1, 31)
-        .div64(R1, R2)
-        .link()
-        .is_ok());
+    assert!(Asm::new().stx(Size::W, R10, -4, R1).st(Size::W, R10, -8, 0).link().is_ok());
+    assert!(Asm::new().rsh64(R1, 63).rsh32(R1, 31).div64(R1, R2).link().is_ok());
 }
 
 #[test]
@@ -826,12 +635,7 @@ fn error_messages_name_the_input_and_the_fix() {
          instruction the jump should reach"
     );
     assert_eq!(
-        AsmError::JumpOutOfRange {
-            label: "far".to_string(),
-            from: 3,
-            distance: 40_000
-        }
-        .to_string(),
+        AsmError::JumpOutOfRange { label: "far".to_string(), from: 3, distance: 40_000 }.to_string(),
         "the jump at slot 3 to label `far` spans 40000 instructions, but a BPF jump offset \
          must lie in -32768..=32767: move the target closer or split the program"
     );
@@ -875,21 +679,13 @@ fn helper_ids_and_names() {
     assert_eq!(Helper::from_id(0), None);
     assert_eq!(Helper::from_id(-1), None);
     assert_eq!(Helper::from_id(100_000), None);
-    assert_eq!(
-        Helper::ProbeReadUserStr.to_string(),
-        "bpf_probe_read_user_str#114"
-    );
+    assert_eq!(Helper::ProbeReadUserStr.to_string(), "bpf_probe_read_user_str#114");
 }
 
 #[test]
 fn helper_table_is_consistent() {
     for pair in Helper::ALL.windows(2) {
-        assert!(
-            pair[0].id() < pair[1].id(),
-            "{:?} before {:?}",
-            pair[0],
-            pair[1]
-        );
+        assert!(pair[0].id() < pair[1].id(), "{:?} before {:?}", pair[0], pair[1]);
     }
     for &h in Helper::ALL {
         assert_eq!(Helper::from_id(h.id()), Some(h));

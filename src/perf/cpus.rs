@@ -24,19 +24,13 @@ pub fn online_cpus() -> Result<Vec<u32>, PerfError> {
 }
 
 fn read_cpu_list(path: &Path) -> Result<Vec<u32>, PerfError> {
-    let text = std::fs::read_to_string(path).map_err(|err| PerfError::Io {
-        path: path.into(),
-        err,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|err| PerfError::Io { path: path.into(), err })?;
     parse_cpu_list(&text)
 }
 
 /// Parses `0-1,3,5-7` (a trailing newline is fine) into sorted, distinct ids.
 pub fn parse_cpu_list(s: &str) -> Result<Vec<u32>, PerfError> {
-    let err = |reason: String| PerfError::CpuList {
-        text: s.to_string(),
-        reason,
-    };
+    let err = |reason: String| PerfError::CpuList { text: s.to_string(), reason };
     let body = s.trim();
     if body.is_empty() {
         return Err(err("the list is empty".into()));
@@ -62,14 +56,10 @@ fn parse_item(item: &str) -> Result<(u32, u32), String> {
 }
 
 fn parse_id(s: &str) -> Result<u32, String> {
-    let id: u32 = s
-        .parse()
-        .map_err(|_| format!("`{s}` is not a CPU number"))?;
+    let id: u32 = s.parse().map_err(|_| format!("`{s}` is not a CPU number"))?;
     match id <= MAX_CPU_ID {
         true => Ok(id),
-        false => Err(format!(
-            "CPU {id} is beyond the largest supported id {MAX_CPU_ID}"
-        )),
+        false => Err(format!("CPU {id} is beyond the largest supported id {MAX_CPU_ID}")),
     }
 }
 
@@ -89,20 +79,9 @@ mod tests {
 
     #[test]
     fn bad_lists() {
-        for bad in [
-            "",
-            "\n",
-            "a",
-            "1-",
-            "-1",
-            "3-1",
-            "1,,2",
-            "0-4294967295",
-            "99999999999",
-            "1 2",
-            "1-2-3",
-            "65536",
-        ] {
+        for bad in
+            ["", "\n", "a", "1-", "-1", "3-1", "1,,2", "0-4294967295", "99999999999", "1 2", "1-2-3", "65536"]
+        {
             match parse_cpu_list(bad) {
                 Err(PerfError::CpuList { text, .. }) => assert_eq!(text, bad),
                 other => panic!("{bad:?}: unexpected {other:?}"),
@@ -117,10 +96,7 @@ mod tests {
     #[test]
     fn this_machine() {
         let direct = |p: &str| std::fs::read_to_string(p).unwrap();
-        assert_eq!(
-            possible_cpus().unwrap(),
-            parse_cpu_list(&direct(POSSIBLE_CPUS)).unwrap()
-        );
+        assert_eq!(possible_cpus().unwrap(), parse_cpu_list(&direct(POSSIBLE_CPUS)).unwrap());
         let online = online_cpus().unwrap();
         let n = std::thread::available_parallelism().unwrap().get();
         assert!(online.len() >= n, "{online:?} vs {n} usable CPUs");

@@ -15,18 +15,9 @@ pub const LOCKDOWN: &str = "/sys/kernel/security/lockdown";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PerfTarget {
     /// A uprobe (or uretprobe) at a file offset of a binary.
-    Uprobe {
-        binary: PathBuf,
-        offset: u64,
-        retprobe: bool,
-        pid: i32,
-    },
+    Uprobe { binary: PathBuf, offset: u64, retprobe: bool, pid: i32 },
     /// A kprobe (or kretprobe) on a kernel function.
-    Kprobe {
-        func: String,
-        offset: u64,
-        retprobe: bool,
-    },
+    Kprobe { func: String, offset: u64, retprobe: bool },
     /// A tracepoint, by its tracefs id.
     Tracepoint { id: u32, pid: i32 },
     /// The BPF-output event behind one CPU's ring.
@@ -38,24 +29,11 @@ pub enum PerfTarget {
 impl fmt::Display for PerfTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PerfTarget::Uprobe {
-                binary,
-                offset,
-                retprobe,
-                ..
-            } => {
+            PerfTarget::Uprobe { binary, offset, retprobe, .. } => {
                 let kind = if *retprobe { "uretprobe" } else { "uprobe" };
-                write!(
-                    f,
-                    "{kind} on {} at file offset {offset:#x}",
-                    binary.display()
-                )
+                write!(f, "{kind} on {} at file offset {offset:#x}", binary.display())
             }
-            PerfTarget::Kprobe {
-                func,
-                offset,
-                retprobe,
-            } => {
+            PerfTarget::Kprobe { func, offset, retprobe } => {
                 let kind = if *retprobe { "kretprobe" } else { "kprobe" };
                 match offset {
                     0 => write!(f, "{kind} on `{func}`"),
@@ -103,12 +81,7 @@ pub enum PerfError {
     /// EILSEQ: the probe offset is not on an instruction boundary.
     NotInstructionBoundary(PerfTarget),
     /// EPERM or EACCES, with the settings that may explain it.
-    Permission {
-        target: PerfTarget,
-        errno: Errno,
-        paranoid: Option<String>,
-        lockdown: Option<String>,
-    },
+    Permission { target: PerfTarget, errno: Errno, paranoid: Option<String>, lockdown: Option<String> },
     /// ESRCH: the process to trace does not exist.
     NoProcess { pid: i32 },
     /// Any other perf_event_open failure.
@@ -116,11 +89,7 @@ pub enum PerfError {
     /// An ioctl on a perf event failed.
     Ioctl { request: &'static str, errno: Errno },
     /// mmap of a perf ring failed.
-    Mmap {
-        cpu: u32,
-        bytes: usize,
-        err: io::Error,
-    },
+    Mmap { cpu: u32, bytes: usize, err: io::Error },
 }
 
 impl PerfError {
@@ -163,9 +132,7 @@ impl PerfError {
 
 /// The trimmed content of a small settings file, if readable.
 fn read_setting(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
 impl fmt::Display for PerfError {
@@ -210,17 +177,14 @@ impl fmt::Display for PerfError {
 impl std::error::Error for PerfError {}
 
 fn write_no_pmu(f: &mut fmt::Formatter<'_>, pmu: &str) -> fmt::Result {
-    write!(
-        f,
-        "this kernel has no `{pmu}` PMU (no /sys/bus/event_source/devices/{pmu})"
-    )?;
+    write!(f, "this kernel has no `{pmu}` PMU (no /sys/bus/event_source/devices/{pmu})")?;
     match pmu {
-        "kprobe" => f.write_str(
-            ": it was built without CONFIG_KPROBE_EVENTS, so kernel functions cannot be traced",
-        ),
-        "uprobe" => f.write_str(
-            ": it was built without CONFIG_UPROBE_EVENTS, so user functions cannot be traced",
-        ),
+        "kprobe" => {
+            f.write_str(": it was built without CONFIG_KPROBE_EVENTS, so kernel functions cannot be traced")
+        }
+        "uprobe" => {
+            f.write_str(": it was built without CONFIG_UPROBE_EVENTS, so user functions cannot be traced")
+        }
         _ => Ok(()),
     }
 }
@@ -268,26 +232,17 @@ fn write_permission(
 fn write_open(f: &mut fmt::Formatter<'_>, target: &PerfTarget, errno: Errno) -> fmt::Result {
     write!(f, "cannot open {target}: {errno}")?;
     match (errno, target) {
-        (Errno::EINVAL, PerfTarget::Uprobe { binary, .. }) => write!(
-            f,
-            "; {} must be a regular file and the offset must lie inside it",
-            binary.display()
-        ),
-        (Errno::EINVAL, PerfTarget::Tracepoint { .. }) => f.write_str(
-            "; no tracepoint has this id (it comes from tracefs events/<category>/<name>/id)",
-        ),
-        (Errno::EMFILE | Errno::ENFILE, _) => {
-            f.write_str("; too many open files: raise `ulimit -n`")
+        (Errno::EINVAL, PerfTarget::Uprobe { binary, .. }) => {
+            write!(f, "; {} must be a regular file and the offset must lie inside it", binary.display())
         }
+        (Errno::EINVAL, PerfTarget::Tracepoint { .. }) => {
+            f.write_str("; no tracepoint has this id (it comes from tracefs events/<category>/<name>/id)")
+        }
+        (Errno::EMFILE | Errno::ENFILE, _) => f.write_str("; too many open files: raise `ulimit -n`"),
         (Errno::ENODEV, PerfTarget::BpfOutput { cpu }) => {
-            write!(
-                f,
-                "; CPU {cpu} is not online (see /sys/devices/system/cpu/online)"
-            )
+            write!(f, "; CPU {cpu} is not online (see /sys/devices/system/cpu/online)")
         }
-        (Errno::ENODEV | Errno::EOPNOTSUPP, _) => {
-            f.write_str("; this kernel does not support that event")
-        }
+        (Errno::ENODEV | Errno::EOPNOTSUPP, _) => f.write_str("; this kernel does not support that event"),
         (Errno::E2BIG, _) => f.write_str("; the kernel rejected the size of perf_event_attr"),
         _ => Ok(()),
     }
@@ -311,68 +266,36 @@ mod tests {
 
     #[test]
     fn errno_translation() {
-        let up = PerfTarget::Uprobe {
-            binary: "/bin/x".into(),
-            offset: 0x10,
-            retprobe: false,
-            pid: 42,
-        };
-        let kp = PerfTarget::Kprobe {
-            func: "vfs_opn".into(),
-            offset: 0,
-            retprobe: true,
-        };
-        assert!(
-            matches!(PerfError::from_open(Errno::ENOENT, up.clone()), PerfError::NotFound(t) if t == up)
-        );
+        let up = PerfTarget::Uprobe { binary: "/bin/x".into(), offset: 0x10, retprobe: false, pid: 42 };
+        let kp = PerfTarget::Kprobe { func: "vfs_opn".into(), offset: 0, retprobe: true };
+        assert!(matches!(PerfError::from_open(Errno::ENOENT, up.clone()), PerfError::NotFound(t) if t == up));
         assert!(
             matches!(PerfError::from_open(Errno::EINVAL, kp.clone()), PerfError::NotProbeable { func } if func == "vfs_opn")
         );
         assert!(matches!(
             PerfError::from_open(Errno::EINVAL, up.clone()),
-            PerfError::Open {
-                errno: Errno::EINVAL,
-                ..
-            }
+            PerfError::Open { errno: Errno::EINVAL, .. }
         ));
         assert!(matches!(
             PerfError::from_open(Errno::EILSEQ, up.clone()),
             PerfError::NotInstructionBoundary(_)
         ));
-        assert!(matches!(
-            PerfError::from_open(Errno::ESRCH, up.clone()),
-            PerfError::NoProcess { pid: 42 }
-        ));
+        assert!(matches!(PerfError::from_open(Errno::ESRCH, up.clone()), PerfError::NoProcess { pid: 42 }));
         assert!(matches!(
             PerfError::from_open(Errno::EACCES, kp.clone()),
-            PerfError::Permission {
-                errno: Errno::EACCES,
-                ..
-            }
+            PerfError::Permission { errno: Errno::EACCES, .. }
         ));
-        assert_eq!(
-            PerfError::from_open(Errno::EPERM, kp).errno(),
-            Some(Errno::EPERM)
-        );
+        assert_eq!(PerfError::from_open(Errno::EPERM, kp).errno(), Some(Errno::EPERM));
     }
 
     #[test]
     fn messages() {
-        let kp = PerfTarget::Kprobe {
-            func: "vfs_opn".into(),
-            offset: 0,
-            retprobe: false,
-        };
+        let kp = PerfTarget::Kprobe { func: "vfs_opn".into(), offset: 0, retprobe: false };
         assert_eq!(
             PerfError::NotFound(kp).to_string(),
             "cannot place kprobe on `vfs_opn`: the kernel has no function `vfs_opn` (ENOENT); check /proc/kallsyms"
         );
-        let up = PerfTarget::Uprobe {
-            binary: "/bin/x".into(),
-            offset: 0x1130,
-            retprobe: true,
-            pid: -1,
-        };
+        let up = PerfTarget::Uprobe { binary: "/bin/x".into(), offset: 0x1130, retprobe: true, pid: -1 };
         assert_eq!(
             PerfError::NotInstructionBoundary(up).to_string(),
             "cannot place uretprobe on /bin/x at file offset 0x1130: the offset is not on an instruction \
@@ -396,11 +319,7 @@ mod tests {
             "this kernel has no `kprobe` PMU (no /sys/bus/event_source/devices/kprobe): it was built without \
              CONFIG_KPROBE_EVENTS, so kernel functions cannot be traced"
         );
-        let kp_off = PerfTarget::Kprobe {
-            func: "f".into(),
-            offset: 4,
-            retprobe: false,
-        };
+        let kp_off = PerfTarget::Kprobe { func: "f".into(), offset: 4, retprobe: false };
         assert_eq!(kp_off.to_string(), "kprobe on `f+0x4`");
     }
 }

@@ -79,20 +79,12 @@ pub fn parse_records(
     scratch: &mut Vec<u8>,
     mut f: impl FnMut(Record<'_>),
 ) -> ParseOutcome {
-    let mut out = ParseOutcome {
-        tail,
-        records: 0,
-        malformed: 0,
-    };
+    let mut out = ParseOutcome { tail, records: 0, malformed: 0 };
     if tail == head {
         return out;
     }
     if !data.len().is_power_of_two() || head.wrapping_sub(tail) > data.len() as u64 {
-        return ParseOutcome {
-            tail: head,
-            records: 0,
-            malformed: 1,
-        };
+        return ParseOutcome { tail: head, records: 0, malformed: 1 };
     }
     let mut pos = tail;
     while pos != head {
@@ -104,10 +96,7 @@ pub fn parse_records(
             break;
         }
         let header = wrapped_bytes(data, pos, HEADER_LEN as usize, scratch);
-        let (kind, size) = (
-            u32_at(header, 0).unwrap_or(0),
-            u64::from(u16_at(header, 6).unwrap_or(0)),
-        );
+        let (kind, size) = (u32_at(header, 0).unwrap_or(0), u64::from(u16_at(header, 6).unwrap_or(0)));
         if size < HEADER_LEN || size > left {
             out.malformed += 1;
             pos = head;
@@ -148,10 +137,7 @@ fn decode(kind: u32, rec: &[u8]) -> Option<Record<'_>> {
             let size = u32_at(rec, 8)? as usize;
             rec.get(12..12usize.checked_add(size)?).map(Record::Sample)
         }
-        PERF_RECORD_LOST => Some(Record::Lost {
-            id: u64_at(rec, 8)?,
-            lost: u64_at(rec, 16)?,
-        }),
+        PERF_RECORD_LOST => Some(Record::Lost { id: u64_at(rec, 8)?, lost: u64_at(rec, 16)? }),
         kind => Some(Record::Other { kind }),
     }
 }
@@ -170,9 +156,7 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 
 /// The system page size.
 fn page_size() -> usize {
-    let size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten();
+    let size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten();
     size.and_then(|s| usize::try_from(s).ok()).unwrap_or(4096)
 }
 
@@ -210,13 +194,9 @@ impl Ring {
         let bytes = pages
             .checked_add(1)
             .and_then(|n| n.checked_mul(page))
-            .ok_or_else(|| {
-                PerfError::InvalidArgument(format!("a ring of {pages} pages is too large"))
-            })?;
-        let map = MmapOptions::new()
-            .len(bytes)
-            .map_raw(&fd)
-            .map_err(|err| PerfError::Mmap { cpu, bytes, err })?;
+            .ok_or_else(|| PerfError::InvalidArgument(format!("a ring of {pages} pages is too large")))?;
+        let map =
+            MmapOptions::new().len(bytes).map_raw(&fd).map_err(|err| PerfError::Mmap { cpu, bytes, err })?;
         let data_len = bytes - page;
         let mut ring = Ring {
             map,
@@ -278,8 +258,7 @@ impl Ring {
         self.malformed += out.malformed as u64;
         self.tail = out.tail;
         // Release: our reads of the records happen before the kernel sees the space free.
-        self.header_word(DATA_TAIL)
-            .store(out.tail, Ordering::Release);
+        self.header_word(DATA_TAIL).store(out.tail, Ordering::Release);
         out.records
     }
 
@@ -318,10 +297,7 @@ impl Ring {
 
     /// A u64 of the header page (`data_head`, `data_tail`, ...), for atomic access.
     fn header_word(&self, offset: usize) -> &AtomicU64 {
-        assert!(
-            offset.is_multiple_of(8) && offset + 8 <= self.page,
-            "header offset {offset}"
-        );
+        assert!(offset.is_multiple_of(8) && offset + 8 <= self.page, "header offset {offset}");
         // SAFETY: the mapping is page-aligned and at least one page long, so
         // `offset` (8-aligned, inside the first page) is a valid, aligned u64 that
         // lives as long as `self.map`, which outlives the returned reference. The
@@ -395,10 +371,7 @@ mod tests {
 
     impl Synth {
         fn new(len: usize, start: u64) -> Synth {
-            Synth {
-                data: vec![0xaa; len],
-                head: start,
-            }
+            Synth { data: vec![0xaa; len], head: start }
         }
 
         fn push(&mut self, rec: &[u8]) {
@@ -425,11 +398,7 @@ mod tests {
 
     /// Everything up to `head` consumed without a malformed record.
     fn ok(head: u64, records: usize) -> ParseOutcome {
-        ParseOutcome {
-            tail: head,
-            records,
-            malformed: 0,
-        }
+        ParseOutcome { tail: head, records, malformed: 0 }
     }
 
     #[test]
@@ -443,16 +412,7 @@ mod tests {
             ring.push(rec);
         }
         let (got, out) = parse(&ring.data, 0, ring.head);
-        assert_eq!(
-            got,
-            [
-                Got::Sample(pa),
-                Got::Lost(7, 3),
-                Got::Sample(pb),
-                Got::Other(1),
-                Got::Sample(pc)
-            ]
-        );
+        assert_eq!(got, [Got::Sample(pa), Got::Lost(7, 3), Got::Sample(pb), Got::Other(1), Got::Sample(pc)]);
         assert_eq!(out, ok(16 + 24 + 24 + 24 + 24, 5));
         assert_eq!(ring.head, 112);
     }
@@ -461,17 +421,7 @@ mod tests {
     fn empty_region() {
         let ring = Synth::new(64, 0);
         let (got, out) = parse(&ring.data, 40, 40);
-        assert_eq!(
-            (got, out),
-            (
-                vec![],
-                ParseOutcome {
-                    tail: 40,
-                    records: 0,
-                    malformed: 0
-                }
-            )
-        );
+        assert_eq!((got, out), (vec![], ParseOutcome { tail: 40, records: 0, malformed: 0 }));
     }
 
     #[test]
@@ -535,14 +485,7 @@ mod tests {
         assert_eq!(ring.head, 24);
         let (got, out) = parse(&ring.data, start, ring.head);
         assert_eq!(got, [Got::Sample(pa), Got::Sample(pb)]);
-        assert_eq!(
-            out,
-            ParseOutcome {
-                tail: 24,
-                records: 2,
-                malformed: 0
-            }
-        );
+        assert_eq!(out, ParseOutcome { tail: 24, records: 2, malformed: 0 });
     }
 
     #[test]
@@ -569,26 +512,14 @@ mod tests {
             ring.push(&lost(1, 1));
             let (got, out) = parse(&ring.data, 0, ring.head);
             assert_eq!(got, [Got::Sample(pa.clone())], "size {bad_size}");
-            assert_eq!(
-                out,
-                ParseOutcome {
-                    tail: ring.head,
-                    records: 1,
-                    malformed: 1
-                },
-                "size {bad_size}"
-            );
+            assert_eq!(out, ParseOutcome { tail: ring.head, records: 1, malformed: 1 }, "size {bad_size}");
         }
     }
 
     #[test]
     fn malformed_regions_are_skipped() {
         let ring = Synth::new(64, 0);
-        let skip = |_tail: u64, head| ParseOutcome {
-            tail: head,
-            records: 0,
-            malformed: 1,
-        };
+        let skip = |_tail: u64, head| ParseOutcome { tail: head, records: 0, malformed: 1 };
         // More bytes than the ring holds, or head behind tail.
         assert_eq!(parse(&ring.data, 0, 65).1, skip(0, 65));
         assert_eq!(parse(&ring.data, 100, 50).1, skip(100, 50));
@@ -597,14 +528,7 @@ mod tests {
         r.push(&lost(4, 4));
         assert_eq!(
             parse(&r.data, 0, 28),
-            (
-                vec![Got::Lost(4, 4)],
-                ParseOutcome {
-                    tail: 28,
-                    records: 1,
-                    malformed: 1
-                }
-            )
+            (vec![Got::Lost(4, 4)], ParseOutcome { tail: 28, records: 1, malformed: 1 })
         );
         // A data area that is not a power of two.
         assert_eq!(parse(&[0u8; 48], 0, 8).1, skip(0, 8));
@@ -624,14 +548,7 @@ mod tests {
         ring.push(&c);
         let (got, out) = parse(&ring.data, 0, ring.head);
         assert_eq!(got, [Got::Sample(pc)]);
-        assert_eq!(
-            out,
-            ParseOutcome {
-                tail: 48,
-                records: 1,
-                malformed: 2
-            }
-        );
+        assert_eq!(out, ParseOutcome { tail: 48, records: 1, malformed: 2 });
     }
 
     #[test]
@@ -658,10 +575,7 @@ mod tests {
     #[test]
     fn ring_sizes_are_checked() {
         for bad in [0, 3, 6] {
-            assert!(
-                matches!(Ring::open(0, bad, 0), Err(PerfError::InvalidArgument(_))),
-                "{bad} pages"
-            );
+            assert!(matches!(Ring::open(0, bad, 0), Err(PerfError::InvalidArgument(_))), "{bad} pages");
         }
     }
 
@@ -672,14 +586,8 @@ mod tests {
             let mut ring = Ring::open(cpu, 2, 1024).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(ring.cpu(), cpu);
             assert_eq!(ring.data_len(), 2 * page);
-            assert_eq!(
-                ring.header_word(DATA_OFFSET).load(Ordering::Relaxed),
-                page as u64
-            );
-            assert_eq!(
-                ring.header_word(DATA_SIZE).load(Ordering::Relaxed),
-                2 * page as u64
-            );
+            assert_eq!(ring.header_word(DATA_OFFSET).load(Ordering::Relaxed), page as u64);
+            assert_eq!(ring.header_word(DATA_SIZE).load(Ordering::Relaxed), 2 * page as u64);
             assert_eq!(ring.drain(|r| panic!("unexpected {r:?}")), 0);
         }
     }
@@ -712,11 +620,7 @@ mod tests {
             let f = format.field(name).unwrap();
             (f.offset as usize, f.size as usize)
         };
-        let (ty, nr, pid) = (
-            field("common_type"),
-            field("__syscall_nr"),
-            field("common_pid"),
-        );
+        let (ty, nr, pid) = (field("common_type"), field("__syscall_nr"), field("common_pid"));
         assert_eq!((ty.1, nr.1, pid.1), (2, 4, 4));
         let tid = nix::unistd::gettid().as_raw();
         let (mut samples, mut lost) = (0, 0);
@@ -741,18 +645,12 @@ mod tests {
         let (mut ring, format) = getpid_ring(4);
         let page = page_size() as u64;
         assert_eq!(ring.header_word(DATA_OFFSET).load(Ordering::Relaxed), page);
-        assert_eq!(
-            ring.header_word(DATA_SIZE).load(Ordering::Relaxed),
-            4 * page
-        );
+        assert_eq!(ring.header_word(DATA_SIZE).load(Ordering::Relaxed), 4 * page);
         assert_eq!(drain_getpid(&mut ring, &format), (0, 0));
         getpid_times(&ring, 25);
         assert_eq!(drain_getpid(&mut ring, &format), (25, 0));
         assert_eq!(drain_getpid(&mut ring, &format), (0, 0));
-        assert_eq!(
-            ring.header_word(DATA_TAIL).load(Ordering::Relaxed),
-            ring.tail
-        );
+        assert_eq!(ring.header_word(DATA_TAIL).load(Ordering::Relaxed), ring.tail);
     }
 
     #[test]

@@ -237,14 +237,7 @@ pub fn perf_event_open(
     flags: u64,
 ) -> Result<OwnedFd, PerfError> {
     raw_perf_event_open(attr, pid, cpu, group_fd, flags).map_err(|errno| {
-        PerfError::from_open(
-            errno,
-            PerfTarget::Event {
-                type_: attr.type_,
-                config: attr.config,
-                pid,
-            },
-        )
+        PerfError::from_open(errno, PerfTarget::Event { type_: attr.type_, config: attr.config, pid })
     })
 }
 
@@ -287,8 +280,7 @@ fn open_for(
     cpu: i32,
     target: impl FnOnce() -> PerfTarget,
 ) -> Result<OwnedFd, PerfError> {
-    raw_perf_event_open(attr, pid, cpu, -1, 0)
-        .map_err(|errno| PerfError::from_open(errno, target()))
+    raw_perf_event_open(attr, pid, cpu, -1, 0).map_err(|errno| PerfError::from_open(errno, target()))
 }
 
 /// The sysfs directory of a PMU, or NoPmu for a name that is not one component.
@@ -313,9 +305,7 @@ fn read_pmu_file(pmu: &str, file: &str) -> Result<(PathBuf, String), PerfError> 
 /// The dynamic type number of a PMU (`/sys/bus/event_source/devices/<pmu>/type`).
 pub fn pmu_type(pmu: &str) -> Result<u32, PerfError> {
     let (path, text) = read_pmu_file(pmu, "type")?;
-    text.trim()
-        .parse()
-        .map_err(|_| PerfError::PmuFormat { path, text })
+    text.trim().parse().map_err(|_| PerfError::PmuFormat { path, text })
 }
 
 /// The bit of `config` that makes a probe PMU event a return probe, from
@@ -336,17 +326,11 @@ fn c_string(bytes: &[u8], what: &str) -> Result<CString, PerfError> {
     if bytes.is_empty() {
         return Err(PerfError::InvalidArgument(format!("empty {what}")));
     }
-    CString::new(bytes)
-        .map_err(|_| PerfError::InvalidArgument(format!("the {what} contains a NUL byte")))
+    CString::new(bytes).map_err(|_| PerfError::InvalidArgument(format!("the {what} contains a NUL byte")))
 }
 
 /// The attr of a probe PMU event: `config1` points at `name`, `config2` is the offset.
-fn probe_attr(
-    pmu: &str,
-    name: &CString,
-    offset: u64,
-    retprobe: bool,
-) -> Result<PerfEventAttr, PerfError> {
+fn probe_attr(pmu: &str, name: &CString, offset: u64, retprobe: bool) -> Result<PerfEventAttr, PerfError> {
     let mut attr = PerfEventAttr::new(pmu_type(pmu)?, 0);
     if retprobe {
         attr.config = 1 << pmu_retprobe_bit(pmu)?;
@@ -369,12 +353,7 @@ pub fn open_uprobe(
     let path = c_string(binary.as_os_str().as_bytes(), "binary path")?;
     let attr = probe_attr("uprobe", &path, offset, retprobe)?;
     // `path` lives until the end of this function: config1 stays valid during the syscall.
-    open_for(&attr, pid, cpu, || PerfTarget::Uprobe {
-        binary: binary.into(),
-        offset,
-        retprobe,
-        pid,
-    })
+    open_for(&attr, pid, cpu, || PerfTarget::Uprobe { binary: binary.into(), offset, retprobe, pid })
 }
 
 /// A kprobe (or kretprobe) on kernel function `func` plus `offset`, for every task
@@ -383,11 +362,7 @@ pub fn open_kprobe(func: &str, offset: u64, retprobe: bool) -> Result<OwnedFd, P
     let name = c_string(func.as_bytes(), "kernel function name")?;
     let attr = probe_attr("kprobe", &name, offset, retprobe)?;
     // `name` lives until the end of this function: config1 stays valid during the syscall.
-    open_for(&attr, -1, 0, || PerfTarget::Kprobe {
-        func: func.into(),
-        offset,
-        retprobe,
-    })
+    open_for(&attr, -1, 0, || PerfTarget::Kprobe { func: func.into(), offset, retprobe })
 }
 
 /// A tracepoint by its tracefs id. For a BPF program use pid -1, cpu 0.
@@ -414,14 +389,9 @@ pub fn bpf_output_attr(wakeup_watermark_bytes: u32) -> PerfEventAttr {
 
 /// Opens the BPF-output event of one CPU (pid -1).
 pub fn open_bpf_output(cpu: u32, wakeup_watermark_bytes: u32) -> Result<OwnedFd, PerfError> {
-    let cpu_arg = i32::try_from(cpu)
-        .map_err(|_| PerfError::InvalidArgument(format!("CPU {cpu} is out of range")))?;
-    open_for(
-        &bpf_output_attr(wakeup_watermark_bytes),
-        -1,
-        cpu_arg,
-        || PerfTarget::BpfOutput { cpu },
-    )
+    let cpu_arg =
+        i32::try_from(cpu).map_err(|_| PerfError::InvalidArgument(format!("CPU {cpu} is out of range")))?;
+    open_for(&bpf_output_attr(wakeup_watermark_bytes), -1, cpu_arg, || PerfTarget::BpfOutput { cpu })
 }
 
 /// An ioctl on a perf event fd that takes an integer argument.
@@ -435,10 +405,7 @@ fn perf_ioctl(
     // used here (ENABLE, DISABLE, SET_BPF) take an integer by value, not a pointer.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
     match rc {
-        -1 => Err(PerfError::Ioctl {
-            request: name,
-            errno: Errno::last(),
-        }),
+        -1 => Err(PerfError::Ioctl { request: name, errno: Errno::last() }),
         _ => Ok(()),
     }
 }
@@ -455,12 +422,7 @@ pub fn disable(fd: BorrowedFd<'_>) -> Result<(), PerfError> {
 
 /// Attaches the BPF program `prog_fd` to the event `fd`, then enables the event.
 pub fn set_bpf_and_enable(fd: BorrowedFd<'_>, prog_fd: BorrowedFd<'_>) -> Result<(), PerfError> {
-    perf_ioctl(
-        fd,
-        PERF_EVENT_IOC_SET_BPF,
-        prog_fd.as_raw_fd(),
-        "PERF_EVENT_IOC_SET_BPF",
-    )?;
+    perf_ioctl(fd, PERF_EVENT_IOC_SET_BPF, prog_fd.as_raw_fd(), "PERF_EVENT_IOC_SET_BPF")?;
     enable(fd)
 }
 
@@ -473,10 +435,7 @@ mod tests {
 
     #[test]
     fn attr_layout_matches_the_uapi_header() {
-        assert_eq!(
-            std::mem::size_of::<PerfEventAttr>(),
-            PERF_ATTR_SIZE_VER8 as usize
-        );
+        assert_eq!(std::mem::size_of::<PerfEventAttr>(), PERF_ATTR_SIZE_VER8 as usize);
         assert_eq!(PerfEventAttr::new(1, 2).size, 136);
         let offsets = [
             (offset_of!(PerfEventAttr, type_), 0),
@@ -515,10 +474,7 @@ mod tests {
         assert_eq!(AttrFlags::WATERMARK.bits(), 0x4000);
         assert_eq!(AttrFlags::USE_CLOCKID.bits(), 0x200_0000);
         assert_eq!(AttrFlags::SIGTRAP.bits(), 0x20_0000_0000);
-        assert_eq!(
-            (AttrFlags::PRECISE_IP_LOW | AttrFlags::PRECISE_IP_HIGH).bits(),
-            0x1_8000
-        );
+        assert_eq!((AttrFlags::PRECISE_IP_LOW | AttrFlags::PRECISE_IP_HIGH).bits(), 0x1_8000);
         assert_eq!((AttrFlags::DISABLED | AttrFlags::INHERIT).bits(), 3);
         assert_eq!(AttrFlags::all().bits(), (1u64 << 38) - 1);
     }
@@ -528,19 +484,13 @@ mod tests {
         // Computed independently with nix's _IO/_IOW encoders.
         assert_eq!(PERF_EVENT_IOC_ENABLE, nix::request_code_none!(b'$', 0));
         assert_eq!(PERF_EVENT_IOC_DISABLE, nix::request_code_none!(b'$', 1));
-        assert_eq!(
-            PERF_EVENT_IOC_SET_BPF,
-            nix::request_code_write!(b'$', 8, std::mem::size_of::<u32>())
-        );
+        assert_eq!(PERF_EVENT_IOC_SET_BPF, nix::request_code_write!(b'$', 8, std::mem::size_of::<u32>()));
     }
 
     #[test]
     fn bpf_output_attr_fields() {
         let a = bpf_output_attr(4096);
-        assert_eq!(
-            (a.type_, a.config, a.sample_type, a.sample_period),
-            (1, 10, 1 << 10, 1)
-        );
+        assert_eq!((a.type_, a.config, a.sample_type, a.sample_period), (1, 10, 1 << 10, 1));
         assert_eq!((a.flags, a.wakeup), (AttrFlags::WATERMARK, 4096));
         let b = bpf_output_attr(0);
         assert_eq!((b.flags, b.wakeup), (AttrFlags::empty(), 1));
@@ -560,31 +510,19 @@ mod tests {
     #[test]
     fn pmus_on_this_machine() {
         let direct = std::fs::read_to_string("/sys/bus/event_source/devices/uprobe/type").unwrap();
-        assert_eq!(
-            pmu_type("uprobe").unwrap(),
-            direct.trim().parse::<u32>().unwrap()
-        );
+        assert_eq!(pmu_type("uprobe").unwrap(), direct.trim().parse::<u32>().unwrap());
         // kernel/events/core.c declares the retprobe format of both probe PMUs as config:0.
         assert_eq!(pmu_retprobe_bit("uprobe").unwrap(), 0);
         assert_eq!(pmu_type("software").unwrap(), PERF_TYPE_SOFTWARE);
         assert_eq!(pmu_type("tracepoint").unwrap(), PERF_TYPE_TRACEPOINT);
         for bad in ["no_such_pmu", "", "..", "uprobe/format"] {
-            assert!(
-                matches!(pmu_type(bad), Err(PerfError::NoPmu(p)) if p == bad),
-                "{bad}"
-            );
+            assert!(matches!(pmu_type(bad), Err(PerfError::NoPmu(p)) if p == bad), "{bad}");
         }
-        assert!(matches!(
-            pmu_retprobe_bit("no_such_pmu"),
-            Err(PerfError::NoPmu(_))
-        ));
+        assert!(matches!(pmu_retprobe_bit("no_such_pmu"), Err(PerfError::NoPmu(_))));
         // The software PMU has no retprobe format: an Io error naming the file.
         match pmu_retprobe_bit("software") {
             Err(PerfError::Io { path, .. }) => {
-                assert_eq!(
-                    path,
-                    Path::new("/sys/bus/event_source/devices/software/format/retprobe")
-                )
+                assert_eq!(path, Path::new("/sys/bus/event_source/devices/software/format/retprobe"))
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -602,22 +540,14 @@ mod tests {
             let err = open_kprobe("no_such_function_xyz", 0, false).unwrap_err();
             assert_eq!(err.errno(), Some(Errno::ENOENT), "{err}");
         }
-        assert!(matches!(
-            open_kprobe("", 0, false),
-            Err(PerfError::InvalidArgument(_))
-        ));
+        assert!(matches!(open_kprobe("", 0, false), Err(PerfError::InvalidArgument(_))));
     }
 
     #[test]
     fn uprobe_errors() {
         let missing = Path::new("/nonexistent/trace-test-binary");
         match open_uprobe(missing, 0, false, -1, 0) {
-            Err(PerfError::NotFound(PerfTarget::Uprobe {
-                binary,
-                offset: 0,
-                retprobe: false,
-                pid: -1,
-            })) => {
+            Err(PerfError::NotFound(PerfTarget::Uprobe { binary, offset: 0, retprobe: false, pid: -1 })) => {
                 assert_eq!(binary, missing)
             }
             other => panic!("unexpected {other:?}"),
@@ -628,16 +558,7 @@ mod tests {
         ));
         // A directory is not a regular file.
         let err = open_uprobe(Path::new("/"), 0, false, -1, 0).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PerfError::Open {
-                    errno: Errno::EINVAL,
-                    ..
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, PerfError::Open { errno: Errno::EINVAL, .. }), "{err}");
     }
 
     #[inline(never)]
@@ -697,26 +618,16 @@ mod tests {
         let fd = open_tracepoint(id, -1, 0).unwrap_or_else(|e| panic!("{e}"));
         let not_a_prog = std::fs::File::open("/dev/null").unwrap();
         match set_bpf_and_enable(fd.as_fd(), not_a_prog.as_fd()) {
-            Err(PerfError::Ioctl {
-                request: "PERF_EVENT_IOC_SET_BPF",
-                errno,
-            }) => assert_eq!(errno, Errno::EINVAL),
+            Err(PerfError::Ioctl { request: "PERF_EVENT_IOC_SET_BPF", errno }) => {
+                assert_eq!(errno, Errno::EINVAL)
+            }
             other => panic!("unexpected {other:?}"),
         }
         enable(fd.as_fd()).unwrap();
         disable(fd.as_fd()).unwrap();
         // kernel/trace/trace_event_perf.c answers an unknown id with EINVAL.
         let err = open_tracepoint(u32::MAX - 1, -1, 0).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PerfError::Open {
-                    errno: Errno::EINVAL,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, PerfError::Open { errno: Errno::EINVAL, .. }), "{err:?}");
         assert_eq!(
             err.to_string(),
             "cannot open the tracepoint with id 4294967294: EINVAL: Invalid argument; no tracepoint has \
@@ -739,9 +650,6 @@ mod tests {
         let (exe, offset) = own_function_offset("trace_perf_test_uprobe_target");
         // pid_max is at most 2^22: this pid cannot exist.
         let err = open_uprobe(&exe, offset, false, (1 << 22) + 1, -1).unwrap_err();
-        assert!(
-            matches!(err, PerfError::NoProcess { pid } if pid == (1 << 22) + 1),
-            "{err}"
-        );
+        assert!(matches!(err, PerfError::NoProcess { pid } if pid == (1 << 22) + 1), "{err}");
     }
 }

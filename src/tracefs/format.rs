@@ -56,10 +56,7 @@ impl Field {
             return false;
         }
         let spaced = self.type_name.replace('*', " * ");
-        let words: Vec<&str> = spaced
-            .split_whitespace()
-            .filter(|w| !QUALIFIERS.contains(w))
-            .collect();
+        let words: Vec<&str> = spaced.split_whitespace().filter(|w| !QUALIFIERS.contains(w)).collect();
         words == ["char", "*"]
     }
 
@@ -95,10 +92,7 @@ impl EventFormat {
     /// The field called `name`, looking at the event's own fields first, then the
     /// common ones.
     pub fn field(&self, name: &str) -> Option<&Field> {
-        self.fields
-            .iter()
-            .chain(&self.common_fields)
-            .find(|f| f.name == name)
+        self.fields.iter().chain(&self.common_fields).find(|f| f.name == name)
     }
 }
 
@@ -137,11 +131,7 @@ pub fn parse_format(text: &str) -> Result<EventFormat, TracefsError> {
         section: Section::Header,
     };
     for (i, line) in text.lines().enumerate() {
-        parse_line(&mut p, line).map_err(|msg| TracefsError::Format {
-            path: None,
-            line: i + 1,
-            msg,
-        })?;
+        parse_line(&mut p, line).map_err(|msg| TracefsError::Format { path: None, line: i + 1, msg })?;
     }
     finish(p)
 }
@@ -162,13 +152,7 @@ fn finish(p: Partial) -> Result<EventFormat, TracefsError> {
         return Err(missing("field:"));
     }
     let print_fmt = p.print_fmt.ok_or_else(|| missing("print fmt:"))?;
-    Ok(EventFormat {
-        name,
-        id,
-        common_fields: p.common,
-        fields: p.own,
-        print_fmt,
-    })
+    Ok(EventFormat { name, id, common_fields: p.common, fields: p.own, print_fmt })
 }
 
 /// Reads one line into `p`; the error is a message without the line number.
@@ -177,10 +161,7 @@ fn parse_line(p: &mut Partial, line: &str) -> Result<(), String> {
     if p.section == Section::Done {
         return match trimmed.is_empty() {
             true => Ok(()),
-            false => Err(format!(
-                "unexpected text after `print fmt:`: `{}`",
-                shorten(trimmed)
-            )),
+            false => Err(format!("unexpected text after `print fmt:`: `{}`", shorten(trimmed))),
         };
     }
     if let Some(rest) = trimmed.strip_prefix("field:") {
@@ -203,10 +184,7 @@ fn parse_line(p: &mut Partial, line: &str) -> Result<(), String> {
 /// `name:`, `ID:` and `format:`, which only appear before the fields.
 fn parse_header_line(p: &mut Partial, trimmed: &str) -> Result<(), String> {
     if p.section != Section::Header {
-        return Err(format!(
-            "expected `field:` or `print fmt:`, found `{}`",
-            shorten(trimmed)
-        ));
+        return Err(format!("expected `field:` or `print fmt:`, found `{}`", shorten(trimmed)));
     }
     if let Some(rest) = trimmed.strip_prefix("name:") {
         let name = rest.trim();
@@ -258,36 +236,16 @@ fn parse_field(rest: &str) -> Result<Field, String> {
     }
     let (offset, size) = match (offset, size) {
         (Some(o), Some(s)) => (o, s),
-        _ => {
-            return Err(format!(
-                "field `{}` lacks `offset:` or `size:` (truncated line?)",
-                shorten(decl)
-            ))
-        }
+        _ => return Err(format!("field `{}` lacks `offset:` or `size:` (truncated line?)", shorten(decl))),
     };
-    let signed = signed.ok_or_else(|| {
-        format!(
-            "field `{}` lacks `signed:` (truncated line?)",
-            shorten(decl)
-        )
-    })?;
+    let signed =
+        signed.ok_or_else(|| format!("field `{}` lacks `signed:` (truncated line?)", shorten(decl)))?;
     if offset.checked_add(size).is_none() {
-        return Err(format!(
-            "field `{}` ends beyond 4 GiB (offset {offset} + size {size})",
-            shorten(decl)
-        ));
+        return Err(format!("field `{}` ends beyond 4 GiB (offset {offset} + size {size})", shorten(decl)));
     }
     let (type_name, name, array_len) = split_decl(decl)?;
     let data_loc = type_name.starts_with("__data_loc");
-    Ok(Field {
-        name,
-        type_name,
-        offset,
-        size,
-        signed,
-        data_loc,
-        array_len,
-    })
+    Ok(Field { name, type_name, offset, size, signed, data_loc, array_len })
 }
 
 /// Splits a C declaration into (type, name, array length):
@@ -299,33 +257,20 @@ fn split_decl(decl: &str) -> Result<(String, String, Option<u32>), String> {
         Some(inner_and_before) => {
             let open = matching_open_bracket(inner_and_before)
                 .ok_or_else(|| format!("unbalanced `]` in `{}`", shorten(decl)))?;
-            (
-                &inner_and_before[..open],
-                Some(&inner_and_before[open + 1..]),
-            )
+            (&inner_and_before[..open], Some(&inner_and_before[open + 1..]))
         }
         None => (decl, None),
     };
     let before = before.trim_end();
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    let name_start = before
-        .char_indices()
-        .rev()
-        .find(|&(_, c)| !is_ident(c))
-        .map_or(0, |(i, c)| i + c.len_utf8());
+    let name_start =
+        before.char_indices().rev().find(|&(_, c)| !is_ident(c)).map_or(0, |(i, c)| i + c.len_utf8());
     let (ty, name) = (before[..name_start].trim(), &before[name_start..]);
     if ty.is_empty() || name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        return Err(format!(
-            "cannot split `{}` into a type and a name",
-            shorten(decl)
-        ));
+        return Err(format!("cannot split `{}` into a type and a name", shorten(decl)));
     }
     Ok(match bracket {
-        Some(inner) => (
-            format!("{ty}[{inner}]"),
-            name.to_string(),
-            inner.trim().parse().ok(),
-        ),
+        Some(inner) => (format!("{ty}[{inner}]"), name.to_string(), inner.trim().parse().ok()),
         None => (ty.to_string(), name.to_string(), None),
     })
 }
@@ -346,23 +291,16 @@ fn matching_open_bracket(s: &str) -> Option<usize> {
 
 fn parse_u32(what: &str, value: &str) -> Result<u32, String> {
     let value = value.trim();
-    value.parse().map_err(|_| {
-        format!(
-            "`{what}:` is not a number from 0 to {}: `{}`",
-            u32::MAX,
-            shorten(value)
-        )
-    })
+    value
+        .parse()
+        .map_err(|_| format!("`{what}:` is not a number from 0 to {}: `{}`", u32::MAX, shorten(value)))
 }
 
 fn parse_bool(what: &str, value: &str) -> Result<bool, String> {
     match value.trim() {
         "0" => Ok(false),
         "1" => Ok(true),
-        other => Err(format!(
-            "`{what}:` must be 0 or 1, not `{}`",
-            shorten(other)
-        )),
+        other => Err(format!("`{what}:` must be 0 or 1, not `{}`", shorten(other))),
     }
 }
 
@@ -379,10 +317,7 @@ mod tests {
     use super::*;
 
     fn fixture(path: &str) -> String {
-        let full = format!(
-            "{}/tests/fixtures/tracefs/events/{path}/format",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let full = format!("{}/tests/fixtures/tracefs/events/{path}/format", env!("CARGO_MANIFEST_DIR"));
         std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
     }
 
@@ -439,10 +374,7 @@ mod tests {
         assert_eq!(f.common_fields, common());
         assert_eq!(
             f.fields,
-            vec![
-                field("__syscall_nr", "int", 8, 4, true),
-                field("ret", "long", 16, 8, true)
-            ]
+            vec![field("__syscall_nr", "int", 8, 4, true), field("ret", "long", 16, 8, true)]
         );
         assert_eq!(f.print_fmt, r#""0x%lx", REC->ret"#);
     }
@@ -461,12 +393,8 @@ mod tests {
                 field("mode", "umode_t", 40, 8, false),
             ]
         );
-        let strings: Vec<&str> = f
-            .fields
-            .iter()
-            .filter(|f| f.is_user_string())
-            .map(|f| f.name.as_str())
-            .collect();
+        let strings: Vec<&str> =
+            f.fields.iter().filter(|f| f.is_user_string()).map(|f| f.name.as_str()).collect();
         assert_eq!(strings, ["filename"]);
     }
 
@@ -524,12 +452,7 @@ mod tests {
                 field("child_pid", "pid_t", 20, 4, true),
             ]
         );
-        let locs: Vec<&str> = f
-            .fields
-            .iter()
-            .filter(|f| f.data_loc)
-            .map(|f| f.name.as_str())
-            .collect();
+        let locs: Vec<&str> = f.fields.iter().filter(|f| f.data_loc).map(|f| f.name.as_str()).collect();
         assert_eq!(locs, ["parent_comm", "child_comm"]);
     }
 
@@ -537,10 +460,8 @@ mod tests {
     fn sched_switch_arrays() {
         let f = parse_format(&fixture("sched/sched_switch")).unwrap();
         assert_eq!((f.name.as_str(), f.id), ("sched_switch", 372));
-        let comm = |name: &str, offset| Field {
-            array_len: Some(16),
-            ..field(name, "char[16]", offset, 16, false)
-        };
+        let comm =
+            |name: &str, offset| Field { array_len: Some(16), ..field(name, "char[16]", offset, 16, false) };
         assert_eq!(
             f.fields,
             vec![
@@ -555,19 +476,14 @@ mod tests {
         );
         assert!(!f.field("prev_comm").unwrap().is_user_string());
         assert!(f.print_fmt.starts_with(r#""prev_comm=%s prev_pid=%d"#));
-        assert!(f
-            .print_fmt
-            .ends_with("REC->next_comm, REC->next_pid, REC->next_prio"));
+        assert!(f.print_fmt.ends_with("REC->next_comm, REC->next_pid, REC->next_prio"));
     }
 
     #[test]
     fn event_without_own_fields() {
         let text = "name: e\nID: 1\nformat:\n\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n\nprint fmt: \"\"\n";
         let f = parse_format(text).unwrap();
-        assert_eq!(
-            f.common_fields,
-            vec![field("common_type", "unsigned short", 0, 2, false)]
-        );
+        assert_eq!(f.common_fields, vec![field("common_type", "unsigned short", 0, 2, false)]);
         assert_eq!(f.fields, vec![]);
         assert_eq!(f.print_fmt, "\"\"");
     }
@@ -580,16 +496,9 @@ mod tests {
         assert_eq!(ok("u8 buf[0]"), ("u8[0]".into(), "buf".into(), Some(0)));
         assert_eq!(
             ok("__u8 saddr[sizeof(struct sockaddr_in6)]"),
-            (
-                "__u8[sizeof(struct sockaddr_in6)]".into(),
-                "saddr".into(),
-                None
-            )
+            ("__u8[sizeof(struct sockaddr_in6)]".into(), "saddr".into(), None)
         );
-        assert_eq!(
-            ok("__rel_loc char[] msg"),
-            ("__rel_loc char[]".into(), "msg".into(), None)
-        );
+        assert_eq!(ok("__rel_loc char[] msg"), ("__rel_loc char[]".into(), "msg".into(), None));
         for bad in ["", "int", "x]", "int 9x", "int []", "* p["] {
             assert!(split_decl(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -648,10 +557,7 @@ mod tests {
                 ),
                 Some(10),
             ),
-            (
-                good.replace("offset:16;\tsize:8;", "offset:4294967295;\tsize:8;"),
-                Some(10),
-            ),
+            (good.replace("offset:16;\tsize:8;", "offset:4294967295;\tsize:8;"), Some(10)),
             (
                 good.replace(
                     "\tfield:int flags;\toffset:24;\tsize:8;\tsigned:0;",
@@ -672,10 +578,7 @@ mod tests {
             (good.replace("name: sys_enter_open", "name:"), Some(1)),
             (good.replace("format:\n", ""), Some(3)),
             (format!("{good}trailing words\n"), Some(15)),
-            (
-                good.replace("\tfield:int flags", "oops\n\tfield:int flags"),
-                Some(11),
-            ),
+            (good.replace("\tfield:int flags", "oops\n\tfield:int flags"), Some(11)),
         ];
         for (text, line) in &cases {
             assert_eq!(line_of(text), *line, "input: {text:?}");
@@ -683,10 +586,7 @@ mod tests {
         // Truncated at every byte: each prefix before `print fmt:` must be an error.
         let cut = good.find("print fmt:").unwrap();
         for end in (0..cut).filter(|&i| good.is_char_boundary(i)) {
-            assert!(
-                parse_format(&good[..end]).is_err(),
-                "prefix of {end} bytes parsed"
-            );
+            assert!(parse_format(&good[..end]).is_err(), "prefix of {end} bytes parsed");
         }
         assert!(parse_format(&good).is_ok());
     }

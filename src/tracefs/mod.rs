@@ -43,27 +43,14 @@ pub enum TracefsError {
     /// A tracefs file could not be read.
     Io { path: PathBuf, err: io::Error },
     /// No `events/<category>` directory.
-    NoCategory {
-        category: String,
-        dir: PathBuf,
-        close: Vec<String>,
-    },
+    NoCategory { category: String, dir: PathBuf, close: Vec<String> },
     /// No `events/<category>/<name>` directory.
-    NoEvent {
-        category: String,
-        name: String,
-        dir: PathBuf,
-        close: Vec<String>,
-    },
+    NoEvent { category: String, name: String, dir: PathBuf, close: Vec<String> },
     /// An `id` file that does not hold a number.
     BadId { path: PathBuf, text: String },
     /// A format file that could not be parsed; `line` is 1-based (0: the whole
     /// text, e.g. a missing part).
-    Format {
-        path: Option<PathBuf>,
-        line: usize,
-        msg: String,
-    },
+    Format { path: Option<PathBuf>, line: usize, msg: String },
 }
 
 impl fmt::Display for TracefsError {
@@ -77,33 +64,16 @@ impl fmt::Display for TracefsError {
                 root.display()
             ),
             TracefsError::Io { path, err } => write_io_error(f, path, err),
-            TracefsError::NoCategory {
-                category,
-                dir,
-                close,
-            } => {
-                write!(
-                    f,
-                    "no tracepoint category `{category}` in {}",
-                    dir.display()
-                )?;
+            TracefsError::NoCategory { category, dir, close } => {
+                write!(f, "no tracepoint category `{category}` in {}", dir.display())?;
                 write_close(f, close)
             }
-            TracefsError::NoEvent {
-                category,
-                name,
-                dir,
-                close,
-            } => {
+            TracefsError::NoEvent { category, name, dir, close } => {
                 write!(f, "no tracepoint `{category}/{name}` in {}", dir.display())?;
                 write_close(f, close)
             }
             TracefsError::BadId { path, text } => {
-                write!(
-                    f,
-                    "{} should hold a tracepoint id but holds {text:?}",
-                    path.display()
-                )
+                write!(f, "{} should hold a tracepoint id but holds {text:?}", path.display())
             }
             TracefsError::Format { path, line, msg } => {
                 match path {
@@ -122,11 +92,7 @@ impl fmt::Display for TracefsError {
 impl std::error::Error for TracefsError {}
 
 fn write_mount_error(f: &mut fmt::Formatter<'_>, target: &Path, errno: Errno) -> fmt::Result {
-    write!(
-        f,
-        "tracefs is not mounted and mounting it at {} failed ({errno})",
-        target.display()
-    )?;
+    write!(f, "tracefs is not mounted and mounting it at {} failed ({errno})", target.display())?;
     let hint = match errno {
         Errno::EPERM | Errno::EACCES => {
             "; run as root (mounting needs CAP_SYS_ADMIN), or ask an administrator to run \
@@ -136,7 +102,9 @@ fn write_mount_error(f: &mut fmt::Formatter<'_>, target: &Path, errno: Errno) ->
             "; this kernel has no tracefs (`grep tracefs /proc/filesystems` is empty): \
              it was built without CONFIG_TRACING, so tracepoints and system calls cannot be traced"
         }
-        Errno::ENOENT => "; the directory does not exist: is sysfs mounted at /sys? (`mount -t sysfs sysfs /sys`)",
+        Errno::ENOENT => {
+            "; the directory does not exist: is sysfs mounted at /sys? (`mount -t sysfs sysfs /sys`)"
+        }
         _ => "; mount it yourself with `mount -t tracefs nodev /sys/kernel/tracing` and try again",
     };
     f.write_str(hint)
@@ -165,24 +133,12 @@ impl Tracefs {
     /// other tracers do; [`Tracefs::mounted_by_us`] tells whether we made it.
     pub fn open() -> Result<Tracefs, TracefsError> {
         let mounts = std::fs::read_to_string(PROC_MOUNTS).unwrap_or_default();
-        if let Some(root) = mount_candidates(&mounts)
-            .into_iter()
-            .find(|p| p.join("events").is_dir())
-        {
-            return Ok(Tracefs {
-                root,
-                mounted_by_us: false,
-            });
+        if let Some(root) = mount_candidates(&mounts).into_iter().find(|p| p.join("events").is_dir()) {
+            return Ok(Tracefs { root, mounted_by_us: false });
         }
         let target = Path::new(DEFAULT_MOUNT);
-        mount_tracefs(target).map_err(|errno| TracefsError::Mount {
-            target: target.into(),
-            errno,
-        })?;
-        let tfs = Tracefs {
-            root: target.into(),
-            mounted_by_us: true,
-        };
+        mount_tracefs(target).map_err(|errno| TracefsError::Mount { target: target.into(), errno })?;
+        let tfs = Tracefs { root: target.into(), mounted_by_us: true };
         match tfs.events_dir().is_dir() {
             true => Ok(tfs),
             false => Err(TracefsError::NoEvents { root: tfs.root }),
@@ -191,10 +147,7 @@ impl Tracefs {
 
     /// A tracefs (or a copy of its tree) at `root`, without checking it; for tests.
     pub fn at(root: &Path) -> Tracefs {
-        Tracefs {
-            root: root.to_path_buf(),
-            mounted_by_us: false,
-        }
+        Tracefs { root: root.to_path_buf(), mounted_by_us: false }
     }
 
     /// The mount point (`/sys/kernel/tracing`).
@@ -211,9 +164,7 @@ impl Tracefs {
     pub fn event_id(&self, category: &str, name: &str) -> Result<u32, TracefsError> {
         let path = self.event_dir(category, name)?.join("id");
         let text = self.read(&path)?;
-        text.trim()
-            .parse()
-            .map_err(|_| TracefsError::BadId { path, text })
+        text.trim().parse().map_err(|_| TracefsError::BadId { path, text })
     }
 
     /// The parsed `events/<category>/<name>/format` of a tracepoint.
@@ -221,11 +172,7 @@ impl Tracefs {
         let path = self.event_dir(category, name)?.join("format");
         let text = self.read(&path)?;
         parse_format(&text).map_err(|e| match e {
-            TracefsError::Format { line, msg, .. } => TracefsError::Format {
-                path: Some(path),
-                line,
-                msg,
-            },
+            TracefsError::Format { line, msg, .. } => TracefsError::Format { path: Some(path), line, msg },
             other => other,
         })
     }
@@ -246,11 +193,7 @@ impl Tracefs {
     /// The system calls that have tracepoints: `X` for every `syscalls/sys_enter_X`.
     pub fn syscalls(&self) -> Vec<String> {
         let enter = self.events("syscalls");
-        enter
-            .iter()
-            .filter_map(|e| e.strip_prefix("sys_enter_"))
-            .map(str::to_string)
-            .collect()
+        enter.iter().filter_map(|e| e.strip_prefix("sys_enter_")).map(str::to_string).collect()
     }
 
     fn events_dir(&self) -> PathBuf {
@@ -262,30 +205,18 @@ impl Tracefs {
         let events = self.events_dir();
         if !is_plain_name(category) || !events.join(category).is_dir() {
             let close = close_matches(category, &self.categories());
-            return Err(TracefsError::NoCategory {
-                category: category.into(),
-                dir: events,
-                close,
-            });
+            return Err(TracefsError::NoCategory { category: category.into(), dir: events, close });
         }
         let dir = events.join(category);
         if !is_plain_name(name) || !dir.join(name).is_dir() {
             let close = close_matches(name, &self.events(category));
-            return Err(TracefsError::NoEvent {
-                category: category.into(),
-                name: name.into(),
-                dir,
-                close,
-            });
+            return Err(TracefsError::NoEvent { category: category.into(), name: name.into(), dir, close });
         }
         Ok(dir.join(name))
     }
 
     fn read(&self, path: &Path) -> Result<String, TracefsError> {
-        std::fs::read_to_string(path).map_err(|err| TracefsError::Io {
-            path: path.into(),
-            err,
-        })
+        std::fs::read_to_string(path).map_err(|err| TracefsError::Io { path: path.into(), err })
     }
 }
 
@@ -321,14 +252,8 @@ fn mount_candidates(mounts: &str) -> Vec<PathBuf> {
             Some((fstype, PathBuf::from(unescape_mount_path(dir))))
         })
         .collect();
-    let tracefs = entries
-        .iter()
-        .filter(|(t, _)| *t == TRACEFS_TYPE)
-        .map(|(_, d)| d.clone());
-    let debugfs = entries
-        .iter()
-        .filter(|(t, _)| *t == "debugfs")
-        .map(|(_, d)| d.join("tracing"));
+    let tracefs = entries.iter().filter(|(t, _)| *t == TRACEFS_TYPE).map(|(_, d)| d.clone());
+    let debugfs = entries.iter().filter(|(t, _)| *t == "debugfs").map(|(_, d)| d.join("tracing"));
     tracefs.chain(debugfs).collect()
 }
 
@@ -343,9 +268,8 @@ fn unescape_mount_path(s: &str) -> String {
             .filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal {
             Some(d) => {
-                let v = (u32::from(d[0] - b'0') << 6)
-                    | (u32::from(d[1] - b'0') << 3)
-                    | u32::from(d[2] - b'0');
+                let v =
+                    (u32::from(d[0] - b'0') << 6) | (u32::from(d[1] - b'0') << 3) | u32::from(d[2] - b'0');
                 out.push(v as u8); // \400..\777 never occur; truncation keeps this total
                 i += 4;
             }
@@ -364,15 +288,8 @@ fn mount_tracefs(target: &Path) -> Result<(), Errno> {
     // SAFETY: every pointer is a valid NUL-terminated string that outlives the call
     // (c-string literals are static, `target` is alive until the end of the
     // function); data may be NULL for tracefs (no mount options).
-    let rc = unsafe {
-        libc::mount(
-            c"nodev".as_ptr(),
-            target.as_ptr(),
-            c"tracefs".as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
+    let rc =
+        unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
     match rc {
         0 => Ok(()),
         _ => Err(Errno::last()),
@@ -410,11 +327,7 @@ fn levenshtein(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, &cb) in b.iter().enumerate() {
             let above = row[j + 1];
-            row[j + 1] = if ca == cb {
-                diagonal
-            } else {
-                1 + diagonal.min(above).min(row[j])
-            };
+            row[j + 1] = if ca == cb { diagonal } else { 1 + diagonal.min(above).min(row[j]) };
             diagonal = above;
         }
     }
@@ -426,20 +339,14 @@ mod tests {
     use super::*;
 
     fn fixtures() -> Tracefs {
-        Tracefs::at(Path::new(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/tracefs"
-        )))
+        Tracefs::at(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/tracefs")))
     }
 
     #[test]
     fn fixture_tree_lookups() {
         let t = fixtures();
         assert_eq!(t.categories(), ["sched", "syscalls"]);
-        assert_eq!(
-            t.events("sched"),
-            ["sched_process_exec", "sched_process_fork", "sched_switch"]
-        );
+        assert_eq!(t.events("sched"), ["sched_process_exec", "sched_process_fork", "sched_switch"]);
         assert_eq!(t.syscalls(), ["execve", "getpid", "open", "openat"]);
         assert_eq!(t.events("nope"), Vec::<String>::new());
         assert_eq!(t.events(".."), Vec::<String>::new());
@@ -447,10 +354,7 @@ mod tests {
         assert_eq!(t.event_id("sched", "sched_switch").unwrap(), 372);
         let f = t.event_format("syscalls", "sys_exit_openat").unwrap();
         assert_eq!((f.name.as_str(), f.id), ("sys_exit_openat", 781));
-        assert_eq!(
-            f.field("ret").map(|r| (r.offset, r.size, r.signed)),
-            Some((16, 8, true))
-        );
+        assert_eq!(f.field("ret").map(|r| (r.offset, r.size, r.signed)), Some((16, 8, true)));
         assert!(!t.mounted_by_us());
     }
 
@@ -459,16 +363,8 @@ mod tests {
         let t = fixtures();
         let err = t.event_id("syscalls", "sys_enter_opn").unwrap_err();
         match &err {
-            TracefsError::NoEvent {
-                category,
-                name,
-                close,
-                ..
-            } => {
-                assert_eq!(
-                    (category.as_str(), name.as_str()),
-                    ("syscalls", "sys_enter_opn")
-                );
+            TracefsError::NoEvent { category, name, close, .. } => {
+                assert_eq!((category.as_str(), name.as_str()), ("syscalls", "sys_enter_opn"));
                 assert_eq!(close, &["sys_enter_open"]);
             }
             other => panic!("unexpected {other:?}"),
@@ -483,22 +379,14 @@ mod tests {
         );
         let err = t.event_format("shed", "sched_switch").unwrap_err();
         match err {
-            TracefsError::NoCategory {
-                category, close, ..
-            } => {
+            TracefsError::NoCategory { category, close, .. } => {
                 assert_eq!(category, "shed");
                 assert_eq!(close, ["sched"]);
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(matches!(
-            t.event_id("syscalls", "../sched"),
-            Err(TracefsError::NoEvent { .. })
-        ));
-        assert!(matches!(
-            t.event_id("", "x"),
-            Err(TracefsError::NoCategory { .. })
-        ));
+        assert!(matches!(t.event_id("syscalls", "../sched"), Err(TracefsError::NoEvent { .. })));
+        assert!(matches!(t.event_id("", "x"), Err(TracefsError::NoCategory { .. })));
     }
 
     #[test]
@@ -507,11 +395,7 @@ mod tests {
         let ev = dir.join("events/cat/ev");
         std::fs::create_dir_all(&ev).unwrap();
         std::fs::write(ev.join("id"), "twelve\n").unwrap();
-        std::fs::write(
-            ev.join("format"),
-            "name: ev\nID: 12\nformat:\n\tfield:int x;\toffset:0;\n",
-        )
-        .unwrap();
+        std::fs::write(ev.join("format"), "name: ev\nID: 12\nformat:\n\tfield:int x;\toffset:0;\n").unwrap();
         let t = Tracefs::at(&dir);
         match t.event_id("cat", "ev") {
             Err(TracefsError::BadId { path, text }) => {
@@ -532,32 +416,19 @@ mod tests {
 
     #[test]
     fn close_match_ranking() {
-        let names: Vec<String> = [
-            "sys_enter_open",
-            "sys_enter_openat",
-            "sys_enter_close",
-            "sys_enter_read",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let names: Vec<String> = ["sys_enter_open", "sys_enter_openat", "sys_enter_close", "sys_enter_read"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(close_matches("sys_enter_opn", &names), ["sys_enter_open"]);
         assert_eq!(close_matches("sys_enter_rea", &names), ["sys_enter_read"]);
         // Prefix matches only, in name order.
         assert_eq!(
             close_matches("sys_enter", &names),
-            [
-                "sys_enter_close",
-                "sys_enter_open",
-                "sys_enter_openat",
-                "sys_enter_read"
-            ]
+            ["sys_enter_close", "sys_enter_open", "sys_enter_openat", "sys_enter_read"]
         );
         assert_eq!(close_matches("sys_entr_opn", &names), ["sys_enter_open"]);
-        assert_eq!(
-            close_matches("sys_enter_open", &names),
-            ["sys_enter_openat"]
-        );
+        assert_eq!(close_matches("sys_enter_open", &names), ["sys_enter_openat"]);
         assert_eq!(close_matches("zzz", &names), Vec::<String>::new());
         assert_eq!(levenshtein("kitten", "sitting"), 3);
         assert_eq!(levenshtein("", "abc"), 3);
@@ -591,9 +462,7 @@ mod tests {
     fn open_on_this_machine() {
         let _serial = MOUNT_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let before = std::fs::read_to_string(PROC_MOUNTS).unwrap();
-        let was_mounted = mount_candidates(&before)
-            .iter()
-            .any(|p| p.join("events").is_dir());
+        let was_mounted = mount_candidates(&before).iter().any(|p| p.join("events").is_dir());
         let t = Tracefs::open().unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.mounted_by_us(), !was_mounted);
         let mounts = std::fs::read_to_string(PROC_MOUNTS).unwrap();
@@ -601,20 +470,11 @@ mod tests {
             let w: Vec<&str> = l.split_whitespace().collect();
             w.len() > 2
                 && (w[2] == "tracefs" && Path::new(&unescape_mount_path(w[1])) == t.root()
-                    || w[2] == "debugfs"
-                        && Path::new(&unescape_mount_path(w[1])).join("tracing") == t.root())
+                    || w[2] == "debugfs" && Path::new(&unescape_mount_path(w[1])).join("tracing") == t.root())
         });
-        assert!(
-            listed,
-            "{} is not a tracefs mount in /proc/mounts",
-            t.root().display()
-        );
-        let direct =
-            std::fs::read_to_string(t.root().join("events/syscalls/sys_enter_open/id")).unwrap();
-        assert_eq!(
-            t.event_id("syscalls", "sys_enter_open").unwrap(),
-            direct.trim().parse::<u32>().unwrap()
-        );
+        assert!(listed, "{} is not a tracefs mount in /proc/mounts", t.root().display());
+        let direct = std::fs::read_to_string(t.root().join("events/syscalls/sys_enter_open/id")).unwrap();
+        assert_eq!(t.event_id("syscalls", "sys_enter_open").unwrap(), direct.trim().parse::<u32>().unwrap());
         let f = t.event_format("syscalls", "sys_enter_open").unwrap();
         assert_eq!(f.id.to_string(), direct.trim());
         assert!(t.syscalls().iter().any(|s| s == "openat"));
@@ -631,19 +491,13 @@ mod tests {
         let ours = Tracefs::at(&dir);
         let direct = std::fs::read_to_string(dir.join("events/syscalls/sys_enter_openat/id"));
         let id = ours.event_id("syscalls", "sys_enter_openat");
-        let status = std::process::Command::new("umount")
-            .arg(&dir)
-            .status()
-            .unwrap();
+        let status = std::process::Command::new("umount").arg(&dir).status().unwrap();
         std::fs::remove_dir(&dir).unwrap();
         assert!(status.success());
         assert_eq!(id.unwrap(), direct.unwrap().trim().parse::<u32>().unwrap());
         let missing = dir.join("missing");
         assert_eq!(mount_tracefs(&missing), Err(Errno::ENOENT));
-        let err = TracefsError::Mount {
-            target: missing.clone(),
-            errno: Errno::ENOENT,
-        };
+        let err = TracefsError::Mount { target: missing.clone(), errno: Errno::ENOENT };
         assert_eq!(
             err.to_string(),
             format!(
