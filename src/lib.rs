@@ -1,4 +1,24 @@
-//! trace: a Linux tracer that hand-assembles eBPF.
+//! trace: a Linux tracer that hand-assembles eBPF, loads it with bpf(2), attaches
+//! it with perf_event_open(2) and reads perf rings. The data flows down this list:
+//!
+//! - [`plan`]: what to trace -> probes with attach points ([`elf`], [`tracefs`], [`kallsyms`])
+//! - [`codegen`]: each probe -> a program written with [`bpf_asm`], sending [`record`]s
+//! - [`bpf`]: maps and program loading; [`perf`]: attaching and the per-CPU rings
+//! - [`session`]: runs it all for a command, a pid or a watched binary
+//! - [`output`]: records -> lines
+pub mod bpf;
 pub mod bpf_asm;
+pub mod codegen;
+pub mod elf;
+pub mod errno;
+pub mod kallsyms;
+pub mod kernel;
+pub mod output;
 pub mod perf;
+pub mod plan;
+pub mod privileges;
+pub mod process;
+pub mod record;
+pub mod session;
 pub mod tracefs;
+pub mod util;

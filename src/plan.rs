@@ -1,0 +1,521 @@
+//! Probe planning: what the user asked for -> concrete attach points and the
+//! program description of each probe. Pure decisions; nothing is attached here.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::codegen::{pt_regs, Ctx, Depth, Filter, ProgSpec, StringOp, Value};
+use crate::elf::{self, ElfFile};
+use crate::kallsyms::Kallsyms;
+use crate::tracefs::Tracefs;
+
+/// What kind of function or event a probe watches; decides its output style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A function defined in the traced program (`> native`).
+    ProgFunc,
+    /// A function of a shared library, such as libc's `open` (`.. enter open(...)`).
+    LibFunc,
+    /// A system call tracepoint (`.... Enter open() systemcall`).
+    Syscall,
+    /// A kernel function, through a kprobe (`.... .... Called vfs_open`).
+    KFunc,
+}
+
+/// Where a probe attaches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attach {
+    Uprobe { path: PathBuf, offset: u64, symbol: Box<elf::Symbol> },
+    Kprobe { func: String, addr: u64 },
+    Tracepoint { category: String, name: String, id: u32 },
+}
+
+/// Name and signedness of a recorded value, for printing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueDesc {
+    pub name: String,
+    pub size: u8,
+    pub signed: bool,
+    pub pointer: bool,
+}
+
+/// One probe: one program, attached once.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub id: u32,
+    pub kind: Kind,
+    /// The return half of a function or system call.
+    pub ret: bool,
+    /// The function or system call name as shown.
+    pub func: String,
+    pub attach: Attach,
+    pub spec: ProgSpec,
+    /// Describes `vals` of the records this probe sends.
+    pub values: Vec<ValueDesc>,
+    /// Index of the value holding the string argument, if any.
+    pub string_arg: Option<usize>,
+    /// Show the command name on entry lines (the lab's `ext4_file_open` line).
+    pub show_comm: bool,
+    /// The id of the other half (entry <-> return).
+    pub pair: u32,
+}
+
+/// What to trace, as the user asked.
+#[derive(Clone, Debug, Default)]
+pub struct Request {
+    /// Program functions (`-u`); globs allowed.
+    pub funcs: Vec<String>,
+    /// Library functions (`-L`): `name` or `lib:name`.
+    pub libs: Vec<String>,
+    /// System calls (`-s`).
+    pub syscalls: Vec<String>,
+    /// Kernel functions (`-k`).
+    pub kfuncs: Vec<String>,
+    /// Kernel functions whose entry line names the command (the lab's ext4_file_open).
+    pub kfuncs_with_comm: Vec<String>,
+    /// Show every event of the traced processes, not only inside program functions.
+    pub all_events: bool,
+    /// Attach programs that do nothing (benchmark floor).
+    pub floor: bool,
+    /// Do not read unreadable strings again at return (tests of the retry only).
+    pub no_string_retry: bool,
+}
+
+impl Request {
+    /// The lab's probe set: every function of the program, libc's `open`, the
+    /// open system call, and the kernel's `vfs_open` and `ext4_file_open`.
+    pub fn lab() -> Request {
+        Request {
+            funcs: vec!["*".into()],
+            libs: vec!["open".into()],
+            syscalls: vec!["open".into()],
+            kfuncs: vec!["vfs_open".into(), "ext4_file_open".into()],
+            kfuncs_with_comm: vec!["ext4_file_open".into()],
+            ..Default::default()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.funcs.is_empty() && self.libs.is_empty() && self.syscalls.is_empty() && self.kfuncs.is_empty()
+    }
+}
+
+/// Whose events: a process we know (command or -p) or every process running a binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope {
+    Pid(u32),
+    /// `--watch`: uprobes system-wide on the binary.
+    Binary,
+}
+
+/// A probe the kernel cannot offer, reported by name and skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skipped {
+    pub what: String,
+    pub why: String,
+}
+
+/// The result of planning.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub probes: Vec<Probe>,
+    pub skipped: Vec<Skipped>,
+    /// A hidden probe on the binary's entry point that adds each new process to the
+    /// traced set (only `--watch` needs it).
+    pub register: Option<Probe>,
+}
+
+/// Why a plan could not be made; each names what the user typed.
+#[derive(Debug)]
+pub enum PlanError {
+    Elf(elf::ElfError),
+    Resolve(elf::ResolveError),
+    Library(elf::LibError),
+    NoFunctions { binary: PathBuf, pattern: String, stripped: bool },
+    Tracefs(crate::tracefs::TracefsError),
+    UnknownSyscall { name: String, close: Vec<String> },
+    KernelFunction { name: String, close: Vec<String> },
+    Kallsyms(std::io::Error),
+    TooManyValues(String),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Elf(e) => write!(f, "{e}"),
+            PlanError::Resolve(e) => write!(f, "{e}"),
+            PlanError::Library(e) => write!(f, "{e}"),
+            PlanError::NoFunctions { binary, pattern, stripped } => {
+                write!(f, "no function matching `{pattern}` is defined in {}", binary.display())?;
+                if *stripped {
+                    write!(f, " (it is stripped: rebuild it without -s, or trace library functions with -L and system calls with -s)")
+                } else {
+                    write!(f, "; `trace -l {}` lists them", binary.display())
+                }
+            }
+            PlanError::Tracefs(e) => write!(f, "{e}"),
+            PlanError::UnknownSyscall { name, close } => {
+                write!(f, "unknown system call `{name}`: no tracepoint syscalls/sys_enter_{name}")?;
+                did_you_mean(f, close)
+            }
+            PlanError::KernelFunction { name, close } => {
+                write!(f, "no kernel function `{name}` in /proc/kallsyms")?;
+                did_you_mean(f, close)
+            }
+            PlanError::Kallsyms(e) => write!(f, "cannot read /proc/kallsyms: {e}"),
+            PlanError::TooManyValues(s) => write!(f, "{s}"),
+        }
+    }
+}
+
+fn did_you_mean(f: &mut fmt::Formatter<'_>, close: &[String]) -> fmt::Result {
+    match close {
+        [] => Ok(()),
+        [one] => write!(f, "; did you mean `{one}`?"),
+        many => write!(f, "; did you mean one of: {}?", many.join(", ")),
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// What the planner needs to know about the system.
+pub struct Env<'a> {
+    pub target: &'a ElfFile,
+    /// The traced pid, when known (for /proc/PID/maps library lookup).
+    pub pid: Option<u32>,
+    pub scope: Scope,
+    pub tracefs: Option<&'a Tracefs>,
+    /// The kernel's functions, when /proc/kallsyms is readable: names are checked
+    /// against it first, so a misspelling fails on every kernel.
+    pub kallsyms: Option<&'a Kallsyms>,
+    /// Whether the kernel can attach kprobes; if not, kernel functions are skipped.
+    pub kprobes: bool,
+    /// Why kernel functions are unavailable, when `kprobes` is false.
+    pub no_kprobes_reason: String,
+}
+
+struct Builder {
+    probes: Vec<Probe>,
+    /// Read strings again at return when the entry could not (see [`StringOp`]).
+    retry: bool,
+}
+
+impl Builder {
+    /// Adds an entry/return pair and returns nothing; ids are assigned in order.
+    #[allow(clippy::too_many_arguments)]
+    fn pair(
+        &mut self,
+        kind: Kind,
+        func: &str,
+        entry: (Attach, Ctx, Vec<Value>, Vec<ValueDesc>),
+        ret: (Attach, Ctx, Vec<Value>, Vec<ValueDesc>),
+        string_arg: Option<usize>,
+        show_comm: bool,
+        filter: Filter,
+        floor: bool,
+    ) {
+        let entry_id = self.probes.len() as u32;
+        let ret_id = entry_id + 1;
+        let depth = |e: bool| match (kind, e) {
+            (Kind::ProgFunc, true) => Depth::Enter,
+            (Kind::ProgFunc, false) => Depth::Exit,
+            _ => Depth::None,
+        };
+        let (eattach, ectx, evals, edesc) = entry;
+        let string = match string_arg {
+            Some(i) => StringOp::Read { ptr: evals[i], pair: self.retry.then_some(entry_id) },
+            None => StringOp::None,
+        };
+        self.probes.push(Probe {
+            id: entry_id,
+            kind,
+            ret: false,
+            func: func.to_string(),
+            attach: eattach,
+            spec: ProgSpec {
+                probe_id: entry_id,
+                ctx: ectx,
+                filter,
+                values: evals,
+                string,
+                depth: depth(true),
+                register: false,
+                floor,
+            },
+            values: edesc,
+            string_arg,
+            show_comm,
+            pair: ret_id,
+        });
+        let (rattach, rctx, rvals, rdesc) = ret;
+        let string = match string_arg {
+            Some(_) if self.retry => StringOp::Retry { pair: entry_id },
+            _ => StringOp::None,
+        };
+        self.probes.push(Probe {
+            id: ret_id,
+            kind,
+            ret: true,
+            func: func.to_string(),
+            attach: rattach,
+            spec: ProgSpec {
+                probe_id: ret_id,
+                ctx: rctx,
+                filter,
+                values: rvals,
+                string,
+                depth: depth(false),
+                register: false,
+                floor,
+            },
+            values: rdesc,
+            string_arg: None,
+            show_comm: false,
+            pair: entry_id,
+        });
+    }
+}
+
+/// Library functions whose first argument is a path (printed as `open(path)`).
+const PATH_FIRST: &[&str] = &[
+    "open", "open64", "creat", "creat64", "fopen", "fopen64", "freopen", "access", "stat", "lstat", "stat64",
+    "lstat64", "unlink", "mkdir", "rmdir", "chdir", "opendir", "remove", "truncate", "execve", "execv",
+    "execvp", "execl", "execlp", "dlopen", "chmod", "chown", "puts", "system", "getenv", "strlen", "strdup",
+    "atoi", "realpath",
+];
+/// ... and those whose second argument is (`openat(dirfd, path)`).
+const PATH_SECOND: &[&str] = &["openat", "openat64", "fstatat", "unlinkat", "mkdirat", "rename"];
+
+fn reg_args(n: usize) -> (Vec<Value>, Vec<ValueDesc>) {
+    let vals = pt_regs::ARGS[..n].iter().map(|&o| Value::Reg(o)).collect();
+    let desc = (0..n)
+        .map(|i| ValueDesc { name: format!("arg{i}"), size: 8, signed: false, pointer: false })
+        .collect();
+    (vals, desc)
+}
+
+fn retval() -> (Vec<Value>, Vec<ValueDesc>) {
+    (
+        vec![Value::Reg(pt_regs::AX)],
+        vec![ValueDesc { name: "ret".into(), size: 8, signed: true, pointer: false }],
+    )
+}
+
+fn uprobe(path: &Path, sym: &elf::Symbol) -> Attach {
+    Attach::Uprobe { path: path.to_path_buf(), offset: sym.offset, symbol: Box::new(sym.clone()) }
+}
+
+/// Simple glob: `*` any run, `?` one character.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+fn is_glob(s: &str) -> bool {
+    s.contains('*') || s.contains('?')
+}
+
+/// Plans every probe of `req` against `env`.
+pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
+    let mut b = Builder { probes: Vec::new(), retry: !req.no_string_retry };
+    let mut skipped = Vec::new();
+    let target = env.target;
+    let canon = std::fs::canonicalize(target.path()).unwrap_or_else(|_| target.path().to_path_buf());
+
+    // Program functions first: they decide the filter of everything else.
+    let mut prog_syms: Vec<elf::Symbol> = Vec::new();
+    for pattern in &req.funcs {
+        if is_glob(pattern) {
+            let all = target.program_functions();
+            let matched: Vec<_> = all.into_iter().filter(|s| glob_match(pattern, &s.name)).collect();
+            if matched.is_empty() {
+                return Err(PlanError::NoFunctions {
+                    binary: target.path().to_path_buf(),
+                    pattern: pattern.clone(),
+                    stripped: !target.has_symtab(),
+                });
+            }
+            prog_syms.extend(matched);
+        } else {
+            prog_syms.push(target.resolve(pattern).map_err(PlanError::Resolve)?);
+        }
+    }
+    prog_syms.dedup_by_key(|s| s.offset);
+    let inside = !prog_syms.is_empty() && !req.all_events;
+    let others = if inside { Filter::Inside } else { Filter::Tgid };
+    let prog_filter = match env.scope {
+        // A uprobe opened for one pid only fires in that process.
+        Scope::Pid(_) => Filter::None,
+        Scope::Binary => Filter::None,
+    };
+
+    for sym in &prog_syms {
+        let at = uprobe(&canon, sym);
+        let (rv, rd) = retval();
+        b.pair(
+            Kind::ProgFunc,
+            &sym.name,
+            (at.clone(), Ctx::PtRegs, vec![], vec![]),
+            (at, Ctx::PtRegs, rv, rd),
+            None,
+            false,
+            prog_filter,
+            req.floor,
+        );
+    }
+
+    for spec in &req.libs {
+        let (lib, name) = match spec.split_once(':') {
+            Some((l, n)) => (Some(l), n),
+            None => (None, spec.as_str()),
+        };
+        let (path, sym) =
+            elf::resolve_library_function(target, env.pid, name, lib).map_err(PlanError::Library)?;
+        let string_index = if PATH_FIRST.contains(&name) {
+            Some(0)
+        } else if PATH_SECOND.contains(&name) {
+            Some(1)
+        } else {
+            None
+        };
+        let (ev, ed) = reg_args(6);
+        let (rv, rd) = retval();
+        let at = uprobe(&path, &sym);
+        b.pair(
+            Kind::LibFunc,
+            name,
+            (at.clone(), Ctx::PtRegs, ev, ed),
+            (at, Ctx::PtRegs, rv, rd),
+            string_index,
+            false,
+            others,
+            req.floor,
+        );
+    }
+
+    for name in &req.syscalls {
+        let Some(tfs) = env.tracefs else {
+            skipped.push(Skipped { what: format!("syscall {name}"), why: "no tracefs".into() });
+            continue;
+        };
+        let enter = format!("sys_enter_{name}");
+        let exit = format!("sys_exit_{name}");
+        let efmt = tfs.event_format("syscalls", &enter).map_err(|_| PlanError::UnknownSyscall {
+            name: name.clone(),
+            close: crate::util::close_matches(name, &tfs.syscalls()),
+        })?;
+        let xfmt = tfs.event_format("syscalls", &exit).map_err(PlanError::Tracefs)?;
+        let fields: Vec<_> = efmt.fields.iter().filter(|f| f.name != "__syscall_nr").collect();
+        if fields.len() > crate::record::NVALS {
+            return Err(PlanError::TooManyValues(format!("syscall {name} has more than 6 fields")));
+        }
+        let ev =
+            fields.iter().map(|f| Value::Field { offset: f.offset as i16, size: f.size as u8 }).collect();
+        let ed = fields
+            .iter()
+            .map(|f| ValueDesc {
+                name: f.name.clone(),
+                size: f.size as u8,
+                signed: f.signed,
+                pointer: f.type_name.contains('*'),
+            })
+            .collect();
+        let string_arg = fields.iter().position(|f| f.is_user_string());
+        let ret = xfmt
+            .field("ret")
+            .ok_or_else(|| PlanError::TooManyValues(format!("syscalls/{exit} has no `ret` field")))?;
+        let rv = vec![Value::Field { offset: ret.offset as i16, size: ret.size as u8 }];
+        let rd = vec![ValueDesc { name: "ret".into(), size: ret.size as u8, signed: true, pointer: false }];
+        let tp = |n: &str, id| Attach::Tracepoint { category: "syscalls".into(), name: n.into(), id };
+        b.pair(
+            Kind::Syscall,
+            name,
+            (tp(&enter, efmt.id), Ctx::Tracepoint, ev, ed),
+            (tp(&exit, xfmt.id), Ctx::Tracepoint, rv, rd),
+            string_arg,
+            false,
+            others,
+            req.floor,
+        );
+    }
+
+    for name in &req.kfuncs {
+        let addr = match env.kallsyms {
+            Some(ks) => ks.function(name).ok_or_else(|| PlanError::KernelFunction {
+                name: name.clone(),
+                close: ks.close_matches(name),
+            })?,
+            None => 0,
+        };
+        if !env.kprobes {
+            skipped.push(Skipped { what: name.clone(), why: env.no_kprobes_reason.clone() });
+            continue;
+        }
+        let (ev, ed) = reg_args(6);
+        let (rv, rd) = retval();
+        let at = Attach::Kprobe { func: name.clone(), addr };
+        b.pair(
+            Kind::KFunc,
+            name,
+            (at.clone(), Ctx::PtRegs, ev, ed),
+            (at, Ctx::PtRegs, rv, rd),
+            None,
+            req.kfuncs_with_comm.contains(name),
+            others,
+            req.floor,
+        );
+    }
+
+    let needs_register = env.scope == Scope::Binary && b.probes.iter().any(|p| p.spec.filter == Filter::Tgid);
+    let register =
+        if needs_register { Some(register_probe(target, &canon, b.probes.len() as u32)?) } else { None };
+    Ok(Plan { probes: b.probes, skipped, register })
+}
+
+/// The hidden entry-point probe of `--watch`.
+fn register_probe(target: &ElfFile, canon: &Path, id: u32) -> Result<Probe, PlanError> {
+    let sym = target.entry_symbol().map_err(PlanError::Resolve)?;
+    Ok(Probe {
+        id,
+        kind: Kind::ProgFunc,
+        ret: false,
+        func: sym.name.clone(),
+        attach: uprobe(canon, &sym),
+        spec: ProgSpec {
+            probe_id: id,
+            ctx: Ctx::PtRegs,
+            filter: Filter::None,
+            values: vec![],
+            string: StringOp::None,
+            depth: Depth::None,
+            register: true,
+            floor: false,
+        },
+        values: vec![],
+        string_arg: None,
+        show_comm: false,
+        pair: id,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("*", "native"));
+        assert!(glob_match("with_*", "with_asm"));
+        assert!(!glob_match("with_*", "native"));
+        assert!(glob_match("n?tive", "native"));
+        assert!(!glob_match("n?tive", "ntive"));
+        assert!(glob_match("*_asm", "with_asm"));
+    }
+}

@@ -1,0 +1,204 @@
+//! The one record every probe program sends to user space, and its decoder.
+//!
+//! The generator ([`crate::codegen`]) writes these offsets into the program; the
+//! decoder below reads them back. Nothing else knows the layout.
+//!
+//! ```text
+//! offset size  field
+//!      0    4  probe      index into the probe table
+//!      4    4  flags      Flags below
+//!      8    4  tgid       process id
+//!     12    4  tid        thread id
+//!     16    8  ktime      bpf_ktime_get_ns(): CLOCK_MONOTONIC, merges the per-CPU rings
+//!     24   48  vals[6]    entry: arguments / tracepoint fields; return: vals[0] = return value
+//!     72    8  str_ptr    user pointer of the string argument, if the probe has one
+//!     80    8  str_ret    what bpf_probe_read_user_str returned (length with NUL, or -errno)
+//!     88   16  comm       bpf_get_current_comm()
+//!    104  256  str        the string (only in records of probes that carry one)
+//! ```
+
+use bitflags::bitflags;
+
+pub const OFF_PROBE: i16 = 0;
+pub const OFF_FLAGS: i16 = 4;
+pub const OFF_TGID: i16 = 8;
+pub const OFF_TID: i16 = 12;
+pub const OFF_KTIME: i16 = 16;
+pub const OFF_VALS: i16 = 24;
+pub const NVALS: usize = 6;
+pub const OFF_STR_PTR: i16 = 72;
+pub const OFF_STR_RET: i16 = 80;
+pub const OFF_COMM: i16 = 88;
+pub const COMM_LEN: usize = 16;
+/// Size of a record without a string.
+pub const FIXED_SIZE: usize = 104;
+pub const OFF_STR: i16 = FIXED_SIZE as i16;
+pub const STR_LEN: usize = 256;
+/// Size of a record with a string.
+pub const FULL_SIZE: usize = FIXED_SIZE + STR_LEN;
+
+bitflags! {
+    /// What the string part of a record holds.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    pub struct Flags: u32 {
+        /// `str` holds the string argument, read at entry.
+        const STR_PRESENT = 1;
+        /// The entry could not read the string (its page was not faulted in yet,
+        /// or the pointer is bad): the pointer was stashed for the return probe.
+        const STR_FAULT = 2;
+        /// A return record carrying the string its entry could not read.
+        const STR_RETRY = 4;
+    }
+}
+
+/// A decoded record, owned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub probe: u32,
+    pub flags: Flags,
+    pub tgid: u32,
+    pub tid: u32,
+    pub ktime: u64,
+    pub vals: [u64; NVALS],
+    pub str_ptr: u64,
+    pub str_ret: i64,
+    pub comm: String,
+    /// The string, if the record carries one that was read successfully.
+    pub string: Option<String>,
+}
+
+/// Why bytes from a ring are not a record.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooShort(pub usize);
+
+fn u32_at(b: &[u8], off: i16) -> u32 {
+    let o = off as usize;
+    u32::from_ne_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], off: i16) -> u64 {
+    let o = off as usize;
+    u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+/// Bytes up to the first NUL, as text.
+pub fn c_string(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl Record {
+    /// Decodes the raw payload of a perf sample.
+    pub fn decode(b: &[u8]) -> Result<Record, TooShort> {
+        if b.len() < FIXED_SIZE {
+            return Err(TooShort(b.len()));
+        }
+        let flags = Flags::from_bits_truncate(u32_at(b, OFF_FLAGS));
+        let mut vals = [0u64; NVALS];
+        for (i, v) in vals.iter_mut().enumerate() {
+            *v = u64_at(b, OFF_VALS + 8 * i as i16);
+        }
+        let str_ret = u64_at(b, OFF_STR_RET) as i64;
+        let has_string = flags.intersects(Flags::STR_PRESENT | Flags::STR_RETRY) && str_ret > 0;
+        let string =
+            if has_string && b.len() >= FULL_SIZE { Some(c_string(&b[FIXED_SIZE..FULL_SIZE])) } else { None };
+        let comm_at = OFF_COMM as usize;
+        Ok(Record {
+            probe: u32_at(b, OFF_PROBE),
+            flags,
+            tgid: u32_at(b, OFF_TGID),
+            tid: u32_at(b, OFF_TID),
+            ktime: u64_at(b, OFF_KTIME),
+            vals,
+            str_ptr: u64_at(b, OFF_STR_PTR),
+            str_ret,
+            comm: c_string(&b[comm_at..comm_at + COMM_LEN]),
+            string,
+        })
+    }
+
+    /// Encodes a record as a program would (used by tests and benchmarks).
+    pub fn encode(&self) -> Vec<u8> {
+        let full = self.string.is_some();
+        let mut b = vec![0u8; if full { FULL_SIZE } else { FIXED_SIZE }];
+        let put32 = |b: &mut Vec<u8>, off: i16, v: u32| {
+            b[off as usize..off as usize + 4].copy_from_slice(&v.to_ne_bytes())
+        };
+        let put64 = |b: &mut Vec<u8>, off: i16, v: u64| {
+            b[off as usize..off as usize + 8].copy_from_slice(&v.to_ne_bytes())
+        };
+        put32(&mut b, OFF_PROBE, self.probe);
+        put32(&mut b, OFF_FLAGS, self.flags.bits());
+        put32(&mut b, OFF_TGID, self.tgid);
+        put32(&mut b, OFF_TID, self.tid);
+        put64(&mut b, OFF_KTIME, self.ktime);
+        for (i, v) in self.vals.iter().enumerate() {
+            put64(&mut b, OFF_VALS + 8 * i as i16, *v);
+        }
+        put64(&mut b, OFF_STR_PTR, self.str_ptr);
+        put64(&mut b, OFF_STR_RET, self.str_ret as u64);
+        let comm = self.comm.as_bytes();
+        let n = comm.len().min(COMM_LEN - 1);
+        b[OFF_COMM as usize..OFF_COMM as usize + n].copy_from_slice(&comm[..n]);
+        if let Some(s) = &self.string {
+            let n = s.len().min(STR_LEN - 1);
+            b[FIXED_SIZE..FIXED_SIZE + n].copy_from_slice(&s.as_bytes()[..n]);
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_aligned_and_fits_the_bpf_stack() {
+        assert_eq!(OFF_VALS as usize + 8 * NVALS, OFF_STR_PTR as usize);
+        assert_eq!(OFF_COMM as usize + COMM_LEN, FIXED_SIZE);
+        assert_eq!(FIXED_SIZE % 8, 0);
+        assert_eq!(FULL_SIZE % 8, 0);
+        const { assert!(FULL_SIZE + 32 <= 512, "record plus key slots must fit the 512-byte BPF stack") };
+    }
+
+    #[test]
+    fn decode_reads_back_what_encode_wrote() {
+        let r = Record {
+            probe: 7,
+            flags: Flags::STR_PRESENT,
+            tgid: 1234,
+            tid: 1235,
+            ktime: 0x1122_3344_5566_7788,
+            vals: [1, 2, 3, u64::MAX, 5, 6],
+            str_ptr: 0x5555_0000_1000,
+            str_ret: 11,
+            comm: "file-io".into(),
+            string: Some("output.txt".into()),
+        };
+        let bytes = r.encode();
+        assert_eq!(bytes.len(), FULL_SIZE);
+        assert_eq!(&bytes[0..4], &7u32.to_ne_bytes());
+        assert_eq!(&bytes[FIXED_SIZE..FIXED_SIZE + 10], b"output.txt");
+        assert_eq!(Record::decode(&bytes), Ok(r));
+    }
+
+    #[test]
+    fn a_failed_read_carries_no_string() {
+        let r = Record {
+            probe: 1,
+            flags: Flags::STR_FAULT,
+            tgid: 1,
+            tid: 1,
+            ktime: 1,
+            vals: [0; NVALS],
+            str_ptr: 3,
+            str_ret: -14,
+            comm: "x".into(),
+            string: None,
+        };
+        let mut bytes = r.encode();
+        bytes.resize(FULL_SIZE, 0);
+        assert_eq!(Record::decode(&bytes).unwrap().string, None);
+        assert_eq!(Record::decode(&bytes[..FIXED_SIZE - 1]), Err(TooShort(FIXED_SIZE - 1)));
+    }
+}

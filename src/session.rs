@@ -1,0 +1,550 @@
+//! One tracing session: plan, load, attach, run the command, read the rings,
+//! print, detach. Every resource is owned by a value whose drop releases it, so
+//! every exit path (normal, error, signal) detaches every probe.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::io::{self, Write};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+
+use crate::bpf::{self, LoadedProgram, Map, MapType};
+use crate::codegen::{self, Ctx, Helpers, MapFds};
+use crate::elf::ElfFile;
+use crate::kallsyms::Kallsyms;
+use crate::kernel::KernelVersion;
+use crate::output::{Formatter, OutputOpts};
+use crate::perf::ring::{Record as RingRecord, Ring};
+use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
+use crate::process::{Creds, Exit, HeldChild};
+use crate::record::Record;
+use crate::tracefs::Tracefs;
+
+/// Whom to trace.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// Start this command (argv), held until the probes are attached.
+    Command(Vec<String>),
+    /// A running process.
+    Pid(u32),
+    /// Every process that runs this binary, until Ctrl-C.
+    Watch(PathBuf),
+}
+
+/// Everything a session needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub target: Target,
+    pub request: Request,
+    pub output: OutputOpts,
+    /// Data pages per CPU ring (a power of two).
+    pub ring_pages: usize,
+    /// Run the command as root even under sudo.
+    pub as_root: bool,
+}
+
+/// Why a session failed before or while tracing.
+#[derive(Debug)]
+pub enum Error {
+    Spawn(crate::process::SpawnError),
+    Elf(crate::elf::ElfError),
+    Plan(plan::PlanError),
+    Tracefs(crate::tracefs::TracefsError),
+    Bpf(bpf::BpfError),
+    Perf { probe: String, err: crate::perf::PerfError },
+    Asm(crate::bpf_asm::AsmError),
+    Process(String),
+    Io(String, io::Error),
+    NothingToTrace(Vec<plan::Skipped>),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Spawn(e) => write!(f, "{e}"),
+            Error::Elf(e) => write!(f, "{e}"),
+            Error::Plan(e) => write!(f, "{e}"),
+            Error::Tracefs(e) => write!(f, "{e}"),
+            Error::Bpf(e) => write!(f, "{e}"),
+            Error::Perf { probe, err } => write!(f, "attaching {probe}: {err}"),
+            Error::Asm(e) => write!(f, "generating a program (a bug in trace): {e}"),
+            Error::Process(s) => write!(f, "{s}"),
+            Error::Io(what, e) => write!(f, "{what}: {e}"),
+            Error::NothingToTrace(skipped) => {
+                write!(f, "nothing left to trace: every probe asked for was skipped (")?;
+                let names: Vec<_> = skipped.iter().map(|s| s.what.as_str()).collect();
+                write!(f, "{}: {})", names.join(", "), skipped.first().map(|s| s.why.as_str()).unwrap_or(""))
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl Error {
+    /// A distinct exit status per kind of failure (documented in the README).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Spawn(crate::process::SpawnError::NotFound(_)) => 127,
+            Error::Spawn(crate::process::SpawnError::NotExecutable(_)) => 126,
+            Error::Spawn(_) => 126,
+            Error::Plan(_) | Error::Elf(_) => 2,
+            Error::NothingToTrace(_) => 3,
+            Error::Tracefs(_) => 4,
+            Error::Bpf(bpf::BpfError::Verifier { .. }) | Error::Asm(_) => 70,
+            Error::Bpf(_) | Error::Perf { .. } => 5,
+            Error::Process(_) => 6,
+            Error::Io(..) => 74,
+        }
+    }
+}
+
+/// An attached probe: dropping it closes the perf event, which detaches the
+/// program and removes the probe from the kernel.
+struct Attached {
+    _event: OwnedFd,
+}
+
+/// The maps every program refers to.
+struct Maps {
+    events: Map,
+    tgids: Map,
+    depth: Map,
+    pending: Map,
+}
+
+impl Maps {
+    fn create(cpus: u32) -> Result<Maps, Error> {
+        let m = |t, k, v, n, name: &str| Map::create(t, k, v, n, name).map_err(Error::Bpf);
+        Ok(Maps {
+            events: m(MapType::PerfEventArray, 4, 4, cpus, "events")?,
+            tgids: m(MapType::Hash, 4, 4, 4096, "tgids")?,
+            depth: m(MapType::Hash, 4, 4, 16384, "depth")?,
+            pending: m(MapType::Hash, 8, 8, 16384, "pending")?,
+        })
+    }
+
+    fn fds(&self) -> MapFds {
+        MapFds {
+            events: self.events.raw_fd(),
+            tgids: self.tgids.raw_fd(),
+            depth: self.depth.raw_fd(),
+            pending: self.pending.raw_fd(),
+        }
+    }
+
+    fn add_tgid(&self, pid: u32) -> Result<(), Error> {
+        self.tgids.update(&pid.to_ne_bytes(), &1u32.to_ne_bytes(), bpf::BPF_ANY).map_err(Error::Bpf)
+    }
+}
+
+/// Why kernel functions cannot be probed here, or None if they can.
+fn kprobe_unavailable() -> Option<String> {
+    match crate::perf::pmu_type("kprobe") {
+        Ok(_) => None,
+        Err(_) => Some(
+            "this kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices: \
+             built without CONFIG_KPROBES)"
+                .to_string(),
+        ),
+    }
+}
+
+/// The binary whose functions are probed, and the process, if known.
+fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), Error> {
+    match target {
+        Target::Command(argv) => {
+            let cmd = argv.first().ok_or_else(|| Error::Process("no command given".into()))?;
+            Ok((crate::process::find_program(cmd).map_err(Error::Spawn)?, None))
+        }
+        Target::Pid(pid) => {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    Error::Process(format!(
+                        "no process with pid {pid} (it may have exited); `pgrep NAME` finds pids"
+                    ))
+                } else {
+                    Error::Io(format!("cannot inspect process {pid} (/proc/{pid}/exe)"), e)
+                }
+            })?;
+            Ok((exe, Some(*pid)))
+        }
+        Target::Watch(path) => {
+            if !path.is_file() {
+                return Err(Error::Process(format!(
+                    "{} is not a file: --watch takes the program to watch, e.g. --watch ./file-io",
+                    path.display()
+                )));
+            }
+            Ok((path.clone(), None))
+        }
+    }
+}
+
+/// Everything that must stay alive while tracing, in drop order: probes first.
+struct Live {
+    attached: Vec<Attached>,
+    _programs: Vec<LoadedProgram>,
+    rings: Vec<Ring>,
+    _maps: Maps,
+}
+
+/// What happened, for the summary.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub events: u64,
+    pub lost: u64,
+    pub exit: Option<Exit>,
+}
+
+/// Runs a session; returns the exit status for the tracer.
+pub fn run(cfg: &Config) -> Result<i32, Error> {
+    let kernel = KernelVersion::current();
+    if let Some(w) = bpf::raise_memlock(kernel) {
+        eprintln!("trace: warning: {w}");
+    }
+    let (binary, known_pid) = resolve_target(&cfg.target)?;
+    let elf = ElfFile::open(&binary).map_err(Error::Elf)?;
+    let req = if cfg.request.is_empty() {
+        Request {
+            all_events: cfg.request.all_events,
+            floor: cfg.request.floor,
+            no_string_retry: cfg.request.no_string_retry,
+            ..Request::lab()
+        }
+    } else {
+        cfg.request.clone()
+    };
+    let tracefs = if req.syscalls.is_empty() { None } else { Some(Tracefs::open().map_err(Error::Tracefs)?) };
+    let kallsyms = if req.kfuncs.is_empty() { None } else { Kallsyms::load().ok() };
+    let no_kprobes = if req.kfuncs.is_empty() { None } else { kprobe_unavailable() };
+    let scope = match cfg.target {
+        Target::Watch(_) => Scope::Binary,
+        _ => Scope::Pid(known_pid.unwrap_or(0)),
+    };
+    let env = plan::Env {
+        target: &elf,
+        pid: known_pid,
+        scope,
+        tracefs: tracefs.as_ref(),
+        kallsyms: kallsyms.as_ref(),
+        kprobes: no_kprobes.is_none(),
+        no_kprobes_reason: no_kprobes.clone().unwrap_or_default(),
+    };
+    let plan = plan::plan(&req, &env).map_err(Error::Plan)?;
+    report_skipped(&plan);
+    if plan.probes.is_empty() {
+        return Err(Error::NothingToTrace(plan.skipped));
+    }
+
+    let possible =
+        crate::perf::possible_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
+    let online = crate::perf::online_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
+    let maps = Maps::create(possible.iter().max().map_or(1, |m| m + 1))?;
+    let programs = load_programs(&plan, &maps, kernel)?;
+    let rings = open_rings(&online, cfg.ring_pages, &maps)?;
+
+    // Start the command held before exec, so its pid is known before attaching.
+    let mut child = match &cfg.target {
+        Target::Command(argv) => {
+            let creds = if cfg.as_root { None } else { Creds::from_sudo() };
+            Some(HeldChild::spawn(&binary, argv, creds.as_ref()).map_err(Error::Spawn)?)
+        }
+        _ => None,
+    };
+    let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
+    if let Some(pid) = pid {
+        maps.add_tgid(pid)?;
+    }
+    let attached = attach_all(&plan, &programs, pid)?;
+    let mut live = Live { attached, _programs: programs, rings, _maps: maps };
+    eprintln!("Attaching {} probes...", live.attached.len() - usize::from(plan.register.is_some()));
+
+    let signals = block_signals()?;
+    if let Some(c) = child.as_mut() {
+        c.release(&binary).map_err(Error::Spawn)?;
+    }
+    let pidfd = match (&cfg.target, pid) {
+        (Target::Pid(_), Some(p)) => pidfd_open(p),
+        _ => None,
+    };
+    let mut probes = plan.probes.clone();
+    if let Some(r) = &plan.register {
+        probes.push(r.clone());
+    }
+    let stdout = io::stdout().lock();
+    let mut fmt = Formatter::new(io::BufWriter::with_capacity(64 * 1024, stdout), probes, cfg.output);
+    let summary = event_loop(&mut live, &mut fmt, &signals, child.as_mut(), pidfd.as_ref(), &cfg.target);
+    drop(live); // detach everything before reporting
+    let summary = summary?;
+    if summary.lost > 0 {
+        eprintln!(
+            "trace: {} events lost: the kernel found the ring full ({} events shown). \
+             Use a bigger ring (--ring-pages) or trace fewer probes.",
+            summary.lost, summary.events
+        );
+    }
+    Ok(match summary.exit {
+        Some(exit) => {
+            if let Exit::Signal(sig, core) = exit {
+                eprintln!("{}", describe_signal(sig, core));
+            }
+            exit.status()
+        }
+        None => 0,
+    })
+}
+
+fn report_skipped(plan: &Plan) {
+    if plan.skipped.is_empty() {
+        return;
+    }
+    let names: Vec<_> = plan.skipped.iter().map(|s| s.what.as_str()).collect();
+    eprintln!("trace: skipping kernel functions {}: {}", names.join(", "), plan.skipped[0].why);
+}
+
+fn load_programs(plan: &Plan, maps: &Maps, kernel: KernelVersion) -> Result<Vec<LoadedProgram>, Error> {
+    let helpers = Helpers::for_kernel(kernel);
+    let fds = maps.fds();
+    plan.probes
+        .iter()
+        .chain(plan.register.iter())
+        .map(|p| {
+            let prog = codegen::generate(&p.spec, &fds, helpers).map_err(Error::Asm)?;
+            let prog_type = match p.spec.ctx {
+                Ctx::PtRegs => bpf::ProgType::Kprobe,
+                Ctx::Tracepoint => bpf::ProgType::Tracepoint,
+            };
+            bpf::load_program(prog_type, &prog.insns, &probe_label(p), kernel).map_err(Error::Bpf)
+        })
+        .collect()
+}
+
+/// How a probe is named to the user and in the kernel (prog_name).
+pub fn probe_label(p: &Probe) -> String {
+    match &p.attach {
+        Attach::Uprobe { .. } => format!("{}{}", if p.ret { "uretprobe:" } else { "uprobe:" }, p.func),
+        Attach::Kprobe { .. } => format!("{}{}", if p.ret { "kretprobe:" } else { "kprobe:" }, p.func),
+        Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
+    }
+}
+
+fn open_rings(cpus: &[u32], pages: usize, maps: &Maps) -> Result<Vec<Ring>, Error> {
+    let page =
+        nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as usize;
+    // Wake the reader when a quarter of the ring is full; the poll timeout bounds
+    // the latency when events are few.
+    let watermark = (pages * page / 4).max(1) as u32;
+    cpus.iter()
+        .map(|&cpu| {
+            let ring = Ring::open(cpu, pages, watermark)
+                .map_err(|err| Error::Perf { probe: format!("the ring of CPU {cpu}"), err })?;
+            maps.events
+                .update(&cpu.to_ne_bytes(), &(ring.fd().as_raw_fd() as u32).to_ne_bytes(), bpf::BPF_ANY)
+                .map_err(Error::Bpf)?;
+            Ok(ring)
+        })
+        .collect()
+}
+
+fn attach_all(plan: &Plan, programs: &[LoadedProgram], pid: Option<u32>) -> Result<Vec<Attached>, Error> {
+    let mut out = Vec::with_capacity(programs.len());
+    for (p, prog) in plan.probes.iter().chain(plan.register.iter()).zip(programs) {
+        let err = |err| Error::Perf { probe: probe_label(p), err };
+        let fd = match &p.attach {
+            Attach::Uprobe { path, offset, .. } => {
+                // A uprobe for one pid fires only in that process; without a pid it
+                // is system-wide (cpu 0 is enough: the program runs on every CPU).
+                let (pid, cpu) = match pid {
+                    Some(pid) if !p.spec.register => (pid as i32, -1),
+                    _ => (-1, 0),
+                };
+                crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu).map_err(err)?
+            }
+            Attach::Kprobe { func, .. } => crate::perf::open_kprobe(func, 0, p.ret).map_err(err)?,
+            Attach::Tracepoint { id, .. } => crate::perf::open_tracepoint(*id, -1, 0).map_err(err)?,
+        };
+        crate::perf::set_bpf_and_enable(fd.as_fd(), prog.as_fd()).map_err(err)?;
+        out.push(Attached { _event: fd });
+    }
+    Ok(out)
+}
+
+fn block_signals() -> Result<SignalFd, Error> {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
+        set.add(s);
+    }
+    set.thread_block().map_err(|e| Error::Io("blocking signals".into(), e.into()))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| Error::Io("signalfd".into(), e.into()))
+}
+
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative return is a new descriptor nobody else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Records wait this long before printing, so a slower CPU's ring can deliver
+/// earlier events first; everything is printed at the end anyway.
+const HOLD_NS: u64 = 20_000_000;
+const POLL_MS: u16 = 100;
+
+/// A record in the merge heap, ordered by (time, arrival).
+struct Timed {
+    ktime: u64,
+    seq: u64,
+    record: Record,
+}
+
+impl PartialEq for Timed {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ktime, self.seq) == (o.ktime, o.seq)
+    }
+}
+impl Eq for Timed {}
+impl PartialOrd for Timed {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Timed {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.ktime, self.seq).cmp(&(o.ktime, o.seq))
+    }
+}
+
+/// Records ordered by time across the per-CPU rings.
+struct Merger {
+    heap: BinaryHeap<Reverse<Timed>>,
+    seq: u64,
+}
+
+impl Merger {
+    fn push(&mut self, record: Record) {
+        self.seq += 1;
+        self.heap.push(Reverse(Timed { ktime: record.ktime, seq: self.seq, record }));
+    }
+
+    /// Emits records older than `before` (all when None).
+    fn emit<W: Write>(&mut self, before: Option<u64>, fmt: &mut Formatter<W>, n: &mut u64) -> io::Result<()> {
+        while let Some(Reverse(t)) = self.heap.peek() {
+            if before.is_some_and(|b| t.ktime >= b) {
+                break;
+            }
+            let Reverse(t) = self.heap.pop().expect("peeked");
+            *n += 1;
+            fmt.event(&t.record)?;
+        }
+        fmt.flush()
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
+        Ok(t) => t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64,
+        Err(_) => 0,
+    }
+}
+
+fn drain(rings: &mut [Ring], merger: &mut Merger, lost: &mut u64) {
+    for ring in rings.iter_mut() {
+        ring.drain(|rec| match rec {
+            RingRecord::Sample(bytes) => {
+                if let Ok(r) = Record::decode(bytes) {
+                    merger.push(r);
+                }
+            }
+            RingRecord::Lost { lost: n, .. } => *lost += n,
+            RingRecord::Other { .. } => {}
+        });
+    }
+}
+
+fn event_loop<W: Write>(
+    live: &mut Live,
+    fmt: &mut Formatter<W>,
+    signals: &SignalFd,
+    mut child: Option<&mut HeldChild>,
+    pidfd: Option<&OwnedFd>,
+    target: &Target,
+) -> Result<Summary, Error> {
+    let mut merger = Merger { heap: BinaryHeap::new(), seq: 0 };
+    let mut summary = Summary::default();
+    let out_err = |e: io::Error| Error::Io("writing the trace".into(), e);
+    loop {
+        let mut fds: Vec<PollFd> =
+            live.rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect();
+        fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+        if let Some(p) = pidfd {
+            fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
+        }
+        let _ = nix::poll::poll(&mut fds, PollTimeout::from(POLL_MS));
+        let pid_gone = pidfd.is_some() && fds.last().and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
+        drop(fds);
+        let mut stop = pid_gone;
+        while let Ok(Some(info)) = signals.read_signal() {
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(Signal::SIGCHLD) => {}
+                Ok(sig) => match child.as_deref() {
+                    // The command gets the signal (a terminal's Ctrl-C already
+                    // reached it); we keep reading until it exits.
+                    Some(c) => c.signal(sig),
+                    None => stop = true,
+                },
+                Err(_) => {}
+            }
+        }
+        if let Some(c) = child.as_deref_mut() {
+            if let Some(exit) = c.try_wait() {
+                summary.exit = Some(exit);
+                stop = true;
+            }
+        }
+        let now = monotonic_ns();
+        drain(&mut live.rings, &mut merger, &mut summary.lost);
+        if stop {
+            drain(&mut live.rings, &mut merger, &mut summary.lost);
+            merger.emit(None, fmt, &mut summary.events).map_err(out_err)?;
+            fmt.finish().map_err(out_err)?;
+            if let (Target::Pid(p), true) = (target, pid_gone) {
+                eprintln!("trace: process {p} exited");
+            }
+            return Ok(summary);
+        }
+        if let Err(e) = merger.emit(Some(now.saturating_sub(HOLD_NS)), fmt, &mut summary.events) {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                // `trace ... | head`: the reader is gone; stop quietly, detach.
+                if let Some(c) = child.as_deref_mut() {
+                    summary.exit = c.try_wait();
+                }
+                return Ok(summary);
+            }
+            return Err(out_err(e));
+        }
+    }
+}
+
+/// What a shell prints when a program dies of a signal.
+fn describe_signal(sig: i32, core: bool) -> String {
+    let name = Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or(format!("signal {sig}"));
+    let what = match sig {
+        libc::SIGSEGV => "Segmentation fault",
+        libc::SIGABRT => "Aborted",
+        libc::SIGKILL => "Killed",
+        libc::SIGTERM => "Terminated",
+        libc::SIGINT => "Interrupt",
+        libc::SIGBUS => "Bus error",
+        libc::SIGFPE => "Floating point exception",
+        libc::SIGILL => "Illegal instruction",
+        _ => "Killed by a signal",
+    };
+    format!("trace: the traced command ended: {what} ({name}){}", if core { " (core dumped)" } else { "" })
+}

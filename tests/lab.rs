@@ -1,0 +1,48 @@
+//! `sudo trace ./file-io` against the real kernel: the lab's output, line by line.
+
+mod common;
+use common::*;
+
+fn check_lab_run(binary: &str, tag: &str) {
+    let dir = build_file_io(tag);
+    let out = trace(&[binary], &dir);
+    let err = stderr(&out);
+    assert!(out.status.success(), "trace {binary} failed: {err}");
+    let kprobes = has_kprobes();
+    assert_lines(&stdout_lines(&out), &lab_expected(kprobes), &format!("trace {binary}"));
+    let attaching: Vec<&str> = err.lines().filter(|l| l.starts_with("Attaching")).collect();
+    if kprobes {
+        assert_eq!(attaching, ["Attaching 14 probes..."], "stderr: {err}");
+    } else {
+        assert_eq!(attaching, ["Attaching 10 probes..."], "stderr: {err}");
+        let skip: Vec<&str> = err.lines().filter(|l| l.contains("skipping kernel functions")).collect();
+        assert_eq!(skip.len(), 1, "one skip notice expected: {err}");
+        assert!(skip[0].contains("vfs_open, ext4_file_open"), "skip notice names both: {err}");
+        assert!(skip[0].contains("kprobe"), "and says why: {err}");
+    }
+    // file-io really ran, in its directory, and did its work.
+    let written = std::fs::read_to_string(dir.join("output.txt")).unwrap();
+    assert_eq!(written, "hello from file-io\n");
+}
+
+#[test]
+fn lab_trace_of_pie_file_io() {
+    check_lab_run("./file-io", "lab-pie");
+}
+
+#[test]
+fn lab_trace_of_static_file_io() {
+    check_lab_run("./file-io-static", "lab-static");
+}
+
+#[test]
+fn lab_trace_of_non_pie_file_io() {
+    check_lab_run("./file-io-nopie", "lab-nopie");
+}
+
+#[test]
+fn exit_status_of_the_command_is_returned() {
+    let dir = temp_dir("exit");
+    let out = trace(&["-s", "exit_group", "--", "/bin/sh", "-c", "exit 7"], &dir);
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+}
