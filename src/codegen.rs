@@ -103,6 +103,8 @@ pub struct MapFds {
     pub depth: i32,
     /// HASH {tid, pair} (u64) -> user pointer (u64): strings to read again at return.
     pub pending: i32,
+    /// PERCPU_ARRAY [0] -> u64: records the ring had no room for.
+    pub dropped: i32,
 }
 
 /// Which string helper this kernel has.
@@ -173,6 +175,12 @@ pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers) -> Result<Prog
         .add64(R4, REC as i32)
         .mov64(R5, R9)
         .call(Helper::PerfEventOutput);
+    a.jmp(JmpOp::Jeq, R0, 0, "out");
+    a.comment("dropped: the ring was full; count it (dropped[0] += 1 on this CPU)");
+    a.st(Size::W, R10, KEY4, 0);
+    map_lookup(&mut a, maps.dropped, KEY4);
+    a.jmp(JmpOp::Jeq, R0, 0, "out");
+    a.ldx(Size::DW, R1, R0, 0).add64(R1, 1).stx(Size::DW, R0, 0, R1);
     a.label("out").mov64(R0, 0).exit();
     a.link()
 }

@@ -116,6 +116,7 @@ struct Maps {
     tgids: Map,
     depth: Map,
     pending: Map,
+    dropped: Map,
 }
 
 impl Maps {
@@ -126,6 +127,7 @@ impl Maps {
             tgids: m(MapType::Hash, 4, 4, 4096, "tgids")?,
             depth: m(MapType::Hash, 4, 4, 16384, "depth")?,
             pending: m(MapType::Hash, 8, 8, 16384, "pending")?,
+            dropped: m(MapType::PercpuArray, 4, 8, 1, "dropped")?,
         })
     }
 
@@ -135,7 +137,18 @@ impl Maps {
             tgids: self.tgids.raw_fd(),
             depth: self.depth.raw_fd(),
             pending: self.pending.raw_fd(),
+            dropped: self.dropped.raw_fd(),
         }
+    }
+
+    /// Records the programs could not write because a ring was full, summed
+    /// over the CPUs. Exact, unlike PERF_RECORD_LOST, which the kernel writes only
+    /// at the next successful output.
+    fn dropped(&self, possible_cpus: usize) -> u64 {
+        let Ok(Some(bytes)) = self.dropped.lookup_percpu(&0u32.to_ne_bytes(), possible_cpus) else {
+            return 0;
+        };
+        bytes.chunks_exact(8).map(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes"))).sum()
     }
 
     fn add_tgid(&self, pid: u32) -> Result<(), Error> {
@@ -191,7 +204,7 @@ struct Live {
     attached: Vec<Attached>,
     _programs: Vec<LoadedProgram>,
     rings: Vec<Ring>,
-    _maps: Maps,
+    maps: Maps,
 }
 
 /// What happened, for the summary.
@@ -262,7 +275,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         maps.add_tgid(pid)?;
     }
     let attached = attach_all(&plan, &programs, pid)?;
-    let mut live = Live { attached, _programs: programs, rings, _maps: maps };
+    let mut live = Live { attached, _programs: programs, rings, maps };
     eprintln!("Attaching {} probes...", live.attached.len() - usize::from(plan.register.is_some()));
 
     let signals = block_signals()?;
@@ -280,11 +293,18 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let stdout = io::stdout().lock();
     let mut fmt = Formatter::new(io::BufWriter::with_capacity(64 * 1024, stdout), probes, cfg.output);
     let summary = event_loop(&mut live, &mut fmt, &signals, child.as_mut(), pidfd.as_ref(), &cfg.target);
+    let dropped = live.maps.dropped(possible.len());
     drop(live); // detach everything before reporting
-    let summary = summary?;
+    let mut summary = summary?;
+    summary.lost = summary.lost.max(dropped);
+    if summary.exit.is_none() {
+        // Our output was closed (`trace ... | head`): the probes are gone; let
+        // the command finish as it would have without us.
+        summary.exit = child.as_mut().and_then(|c| c.wait());
+    }
     if summary.lost > 0 {
         eprintln!(
-            "trace: {} events lost: the kernel found the ring full ({} events shown). \
+            "trace: {} events lost: a CPU's ring was full ({} events shown). \
              Use a bigger ring (--ring-pages) or trace fewer probes.",
             summary.lost, summary.events
         );
@@ -478,7 +498,13 @@ fn event_loop<W: Write>(
 ) -> Result<Summary, Error> {
     let mut merger = Merger { heap: BinaryHeap::new(), seq: 0 };
     let mut summary = Summary::default();
+    // A closed stdout (`trace ... | head`) ends the trace quietly; other write
+    // errors are reported.
     let out_err = |e: io::Error| Error::Io("writing the trace".into(), e);
+    let closed = |r: io::Result<()>| match r {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(out_err),
+    };
     loop {
         let mut fds: Vec<PollFd> =
             live.rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect();
@@ -512,8 +538,7 @@ fn event_loop<W: Write>(
         drain(&mut live.rings, &mut merger, &mut summary.lost);
         if stop {
             drain(&mut live.rings, &mut merger, &mut summary.lost);
-            merger.emit(None, fmt, &mut summary.events).map_err(out_err)?;
-            fmt.finish().map_err(out_err)?;
+            closed(merger.emit(None, fmt, &mut summary.events).and_then(|_| fmt.finish()))?;
             if let (Target::Pid(p), true) = (target, pid_gone) {
                 eprintln!("trace: process {p} exited");
             }
@@ -521,10 +546,7 @@ fn event_loop<W: Write>(
         }
         if let Err(e) = merger.emit(Some(now.saturating_sub(HOLD_NS)), fmt, &mut summary.events) {
             if e.kind() == io::ErrorKind::BrokenPipe {
-                // `trace ... | head`: the reader is gone; stop quietly, detach.
-                if let Some(c) = child.as_deref_mut() {
-                    summary.exit = c.try_wait();
-                }
+                // `trace ... | head`: the reader is gone; stop quietly and detach.
                 return Ok(summary);
             }
             return Err(out_err(e));

@@ -247,7 +247,17 @@ impl Map {
 
     /// BPF_MAP_LOOKUP_ELEM: Some(value) or None when the key is absent.
     pub fn lookup(&self, key: &[u8]) -> Result<Option<Vec<u8>>, BpfError> {
-        let mut value = vec![0u8; self.value_size as usize];
+        self.lookup_sized(key, self.value_size as usize)
+    }
+
+    /// BPF_MAP_LOOKUP_ELEM on a per-CPU map: one value (padded to 8 bytes) per
+    /// possible CPU, concatenated, as the kernel copies them out.
+    pub fn lookup_percpu(&self, key: &[u8], possible_cpus: usize) -> Result<Option<Vec<u8>>, BpfError> {
+        self.lookup_sized(key, (self.value_size as usize).next_multiple_of(8) * possible_cpus)
+    }
+
+    fn lookup_sized(&self, key: &[u8], size: usize) -> Result<Option<Vec<u8>>, BpfError> {
+        let mut value = vec![0u8; size];
         match self.elem(BPF_MAP_LOOKUP_ELEM, key, value.as_mut_ptr() as u64, 0, "looking up an element") {
             Ok(()) => Ok(Some(value)),
             Err(BpfError::Syscall { err, .. }) if err.raw_os_error() == Some(libc::ENOENT) => Ok(None),

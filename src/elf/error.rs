@@ -22,12 +22,7 @@ pub enum ElfError {
     /// ("a 32-bit ELF file", "a relocatable object file (ET_REL)", ...).
     Unsupported { path: PathBuf, what: String },
     /// A table the file declares (`what`) ends past the end of the file.
-    Truncated {
-        path: PathBuf,
-        what: String,
-        end: u64,
-        size: u64,
-    },
+    Truncated { path: PathBuf, what: String, end: u64, size: u64 },
     /// The tables of the file contradict each other.
     Malformed { path: PathBuf, detail: String },
     /// `/etc/ld.so.cache` (or bytes given as one) could not be parsed.
@@ -78,10 +73,9 @@ impl fmt::Display for ElfError {
             ElfError::Malformed { path, detail } => {
                 write!(f, "{} is not a valid ELF file: {detail}", path.display())
             }
-            ElfError::LdCache { detail } => write!(
-                f,
-                "cannot parse the dynamic linker cache: {detail}; run `ldconfig` to rebuild it"
-            ),
+            ElfError::LdCache { detail } => {
+                write!(f, "cannot parse the dynamic linker cache: {detail}; run `ldconfig` to rebuild it")
+            }
         }
     }
 }
@@ -109,31 +103,15 @@ pub enum ResolveError {
     },
     /// The file only imports the function (`SHN_UNDEF` in `.dynsym`): its code is in
     /// a shared library, named here when the symbol's version says which one.
-    Import {
-        name: String,
-        file: PathBuf,
-        library: Option<String>,
-    },
+    Import { name: String, file: PathBuf, library: Option<String> },
     /// `STT_GNU_IFUNC`: the symbol is the resolver, which runs once per process.
-    Ifunc {
-        name: String,
-        file: PathBuf,
-        resolver: Box<Symbol>,
-    },
+    Ifunc { name: String, file: PathBuf, resolver: Box<Symbol> },
     /// Several functions of equal standing carry the name (e.g. `static` functions
     /// of different source files).
-    Ambiguous {
-        name: String,
-        file: PathBuf,
-        candidates: Vec<Symbol>,
-    },
+    Ambiguous { name: String, file: PathBuf, candidates: Vec<Symbol> },
     /// The section and segment tables give different file offsets (or none): no
     /// offset is returned rather than a wrong one.
-    BadOffset {
-        name: String,
-        file: PathBuf,
-        detail: String,
-    },
+    BadOffset { name: String, file: PathBuf, detail: String },
 }
 
 impl fmt::Display for ResolveError {
@@ -178,10 +156,8 @@ impl fmt::Display for ResolveError {
                 resolver.offset
             ),
             ResolveError::Ambiguous { name, file, candidates } => {
-                let at: Vec<String> = candidates
-                    .iter()
-                    .map(|s| format!("{:#x} in {}", s.addr, s.section))
-                    .collect();
+                let at: Vec<String> =
+                    candidates.iter().map(|s| format!("{:#x} in {}", s.addr, s.section)).collect();
                 write!(
                     f,
                     "`{name}` names {} different functions in {} (at {}); trace cannot tell which \
@@ -210,11 +186,7 @@ pub enum LibError {
     Open { lib: String, source: ElfError },
     /// The library the user named is neither mapped by the process, nor needed by
     /// the program, nor in the dynamic linker cache.
-    NoSuchLibrary {
-        lib: String,
-        func: String,
-        searched: Vec<PathBuf>,
-    },
+    NoSuchLibrary { lib: String, func: String, searched: Vec<PathBuf> },
     /// None of the libraries searched defines the function.
     NotFound {
         func: String,
@@ -224,16 +196,9 @@ pub enum LibError {
         close_matches: Vec<String>,
     },
     /// The library defines the name, but it cannot be probed (an ifunc, ...).
-    Resolve {
-        library: PathBuf,
-        source: ResolveError,
-    },
+    Resolve { library: PathBuf, source: ResolveError },
     /// A library was named for a statically linked program, which loads none.
-    StaticTarget {
-        target: PathBuf,
-        lib: String,
-        func: String,
-    },
+    StaticTarget { target: PathBuf, lib: String, func: String },
     /// `/proc/PID/maps` could not be read.
     Maps { pid: u32, source: io::Error },
 }
@@ -242,11 +207,7 @@ impl fmt::Display for LibError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LibError::Open { lib, source } => write!(f, "cannot use library {lib}: {source}"),
-            LibError::NoSuchLibrary {
-                lib,
-                func,
-                searched,
-            } => {
+            LibError::NoSuchLibrary { lib, func, searched } => {
                 write!(
                     f,
                     "no library `{lib}` (looked for `{func}` there): it is not among {} and not in \
@@ -254,12 +215,7 @@ impl fmt::Display for LibError {
                     list_or(searched, "the program's libraries (it needs none)")
                 )
             }
-            LibError::NotFound {
-                func,
-                target,
-                searched,
-                close_matches,
-            } => {
+            LibError::NotFound { func, target, searched, close_matches } => {
                 write!(
                     f,
                     "no library of {} defines a function `{func}` (searched {})",

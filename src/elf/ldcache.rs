@@ -47,14 +47,8 @@ const FLAG_ELF_LIBC6: u32 = 0x0003;
 const FLAG_REQUIRED_MASK: u32 = 0xff00;
 const FLAG_X8664_LIB64: u32 = 0x0300;
 /// Where a library is looked for when the cache does not know it, in order.
-const FALLBACK_DIRS: &[&str] = &[
-    "/lib/x86_64-linux-gnu",
-    "/usr/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/usr/lib64",
-    "/lib",
-    "/usr/lib",
-];
+const FALLBACK_DIRS: &[&str] =
+    &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64", "/lib", "/usr/lib"];
 
 /// One entry of the cache.
 pub(super) struct CacheEntry {
@@ -73,10 +67,7 @@ pub fn is_x86_64_libc6(flags: u32) -> bool {
 /// Every entry of an ld.so.cache image, in file order, as (soname, path, flags).
 /// Pure: give it the bytes of `/etc/ld.so.cache`.
 pub fn parse_ld_cache(bytes: &[u8]) -> Result<Vec<(String, PathBuf, u32)>, ElfError> {
-    Ok(parse_entries(bytes)?
-        .into_iter()
-        .map(|e| (e.soname, e.path, e.flags))
-        .collect())
+    Ok(parse_entries(bytes)?.into_iter().map(|e| (e.soname, e.path, e.flags)).collect())
 }
 
 /// The path of library `soname` for x86-64: from `/etc/ld.so.cache` (the
@@ -85,9 +76,7 @@ pub fn parse_ld_cache(bytes: &[u8]) -> Result<Vec<(String, PathBuf, u32)>, ElfEr
 /// /usr/lib holding an x86-64 ELF file of that name.
 pub fn ld_cache_lookup(soname: &str) -> Option<PathBuf> {
     let entries = cache_entries();
-    let mut matching = entries
-        .iter()
-        .filter(|e| e.soname == soname && is_x86_64_libc6(e.flags));
+    let mut matching = entries.iter().filter(|e| e.soname == soname && is_x86_64_libc6(e.flags));
     let first = matching.clone().next();
     if let Some(e) = matching.find(|e| e.hwcap == 0).or(first) {
         return Some(e.path.clone());
@@ -95,24 +84,16 @@ pub fn ld_cache_lookup(soname: &str) -> Option<PathBuf> {
     if soname.contains('/') || soname.is_empty() {
         return None;
     }
-    FALLBACK_DIRS
-        .iter()
-        .map(|d| Path::new(d).join(soname))
-        .find(|p| is_x86_64_elf(p))
+    FALLBACK_DIRS.iter().map(|d| Path::new(d).join(soname)).find(|p| is_x86_64_elf(p))
 }
 
 /// The entries of the system's cache; empty when it is missing or unreadable.
 pub(super) fn cache_entries() -> Vec<CacheEntry> {
-    std::fs::read(LD_SO_CACHE)
-        .ok()
-        .and_then(|b| parse_entries(&b).ok())
-        .unwrap_or_default()
+    std::fs::read(LD_SO_CACHE).ok().and_then(|b| parse_entries(&b).ok()).unwrap_or_default()
 }
 
 fn bad(detail: impl Into<String>) -> ElfError {
-    ElfError::LdCache {
-        detail: detail.into(),
-    }
+    ElfError::LdCache { detail: detail.into() }
 }
 
 /// Parses the new-format table, skipping an old-format table in front of it.
@@ -120,9 +101,7 @@ pub(super) fn parse_entries(bytes: &[u8]) -> Result<Vec<CacheEntry>, ElfError> {
     let start = new_header_start(bytes)?;
     let header = &bytes[start..];
     if header.len() < NEW_HEADER_SIZE || !header.starts_with(MAGIC_NEW) {
-        return Err(bad(
-            "no \"glibc-ld.so.cache1.1\" header (unknown cache format)",
-        ));
+        return Err(bad("no \"glibc-ld.so.cache1.1\" header (unknown cache format)"));
     }
     let endian = header[NEW_FLAGS_AT] & ENDIAN_MASK;
     if endian != ENDIAN_UNSET && endian != ENDIAN_LITTLE {
@@ -133,16 +112,8 @@ pub(super) fn parse_entries(bytes: &[u8]) -> Result<Vec<CacheEntry>, ElfError> {
         .checked_mul(NEW_ENTRY_SIZE)
         .and_then(|n| n.checked_add(NEW_HEADER_SIZE))
         .filter(|&end| end <= header.len())
-        .ok_or_else(|| {
-            bad(format!(
-                "{nlibs} entries do not fit in {} bytes",
-                header.len()
-            ))
-        })?;
-    header[NEW_HEADER_SIZE..table_end]
-        .chunks_exact(NEW_ENTRY_SIZE)
-        .map(|e| entry(header, e))
-        .collect()
+        .ok_or_else(|| bad(format!("{nlibs} entries do not fit in {} bytes", header.len())))?;
+    header[NEW_HEADER_SIZE..table_end].chunks_exact(NEW_ENTRY_SIZE).map(|e| entry(header, e)).collect()
 }
 
 /// Where the new header starts: 0, or after the old-format table.
@@ -150,8 +121,7 @@ fn new_header_start(bytes: &[u8]) -> Result<usize, ElfError> {
     if !bytes.starts_with(MAGIC_OLD) {
         return Ok(0);
     }
-    let nlibs =
-        le_u32(bytes, OLD_NLIBS_AT).ok_or_else(|| bad("truncated old-format header"))? as usize;
+    let nlibs = le_u32(bytes, OLD_NLIBS_AT).ok_or_else(|| bad("truncated old-format header"))? as usize;
     let end = nlibs
         .checked_mul(OLD_ENTRY_SIZE)
         .and_then(|n| n.checked_add(OLD_HEADER_SIZE + NEW_HEADER_ALIGN - 1))
@@ -170,12 +140,7 @@ fn entry(header: &[u8], e: &[u8]) -> Result<CacheEntry, ElfError> {
         .ok_or_else(|| bad(format!("entry name offset {key} is outside the file")))?;
     let path = cstr(header, value as usize)
         .ok_or_else(|| bad(format!("entry path offset {value} is outside the file")))?;
-    Ok(CacheEntry {
-        soname,
-        path: PathBuf::from(path),
-        flags,
-        hwcap,
-    })
+    Ok(CacheEntry { soname, path: PathBuf::from(path), flags, hwcap })
 }
 
 fn le_u32(b: &[u8], at: usize) -> Option<u32> {
@@ -193,9 +158,7 @@ fn cstr(b: &[u8], at: usize) -> Option<String> {
 fn is_x86_64_elf(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 20];
-    let ok = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok();
+    let ok = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut head)).is_ok();
     // e_ident: magic, class 2 (64-bit), data 1 (little-endian); e_machine 62 at 18.
     ok && head[..4] == *b"\x7fELF"
         && head[4] == 2
@@ -246,16 +209,8 @@ mod tests {
 
     fn expected() -> Vec<(String, PathBuf, u32)> {
         vec![
-            (
-                "libc.so.6".into(),
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                0x0303,
-            ),
-            (
-                "libc.so.6".into(),
-                PathBuf::from("/lib32/libc.so.6"),
-                0x0003,
-            ),
+            ("libc.so.6".into(), PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"), 0x0303),
+            ("libc.so.6".into(), PathBuf::from("/lib32/libc.so.6"), 0x0003),
         ]
     }
 
@@ -266,26 +221,17 @@ mod tests {
 
     #[test]
     fn parses_a_new_format_cache() {
-        assert_eq!(
-            parse_ld_cache(&synthetic_cache(ENTRIES, false)).unwrap(),
-            expected()
-        );
+        assert_eq!(parse_ld_cache(&synthetic_cache(ENTRIES, false)).unwrap(), expected());
     }
 
     #[test]
     fn skips_an_old_format_table() {
-        assert_eq!(
-            parse_ld_cache(&synthetic_cache(ENTRIES, true)).unwrap(),
-            expected()
-        );
+        assert_eq!(parse_ld_cache(&synthetic_cache(ENTRIES, true)).unwrap(), expected());
     }
 
     #[test]
     fn hwcap_is_read_from_both_halves() {
-        let bytes = synthetic_cache(
-            &[("liba.so.1", "/x/liba.so.1", 0x0303, 0x4000_0000_0000_0001)],
-            false,
-        );
+        let bytes = synthetic_cache(&[("liba.so.1", "/x/liba.so.1", 0x0303, 0x4000_0000_0000_0001)], false);
         let e = parse_entries(&bytes).unwrap();
         assert_eq!(e[0].hwcap, 0x4000_0000_0000_0001);
     }

@@ -45,10 +45,9 @@ pub fn resolve_library_function(
         return resolve_in(&path, func);
     }
     if target.is_static() {
-        let sym = target.resolve(func).map_err(|source| LibError::Resolve {
-            library: target.path().into(),
-            source,
-        })?;
+        let sym = target
+            .resolve(func)
+            .map_err(|source| LibError::Resolve { library: target.path().into(), source })?;
         return Ok((target.path().into(), sym));
     }
     let candidates = candidate_libraries(target, pid)?;
@@ -57,24 +56,15 @@ pub fn resolve_library_function(
 
 /// Opens `path` and resolves `func` there.
 fn resolve_in(path: &Path, func: &str) -> Result<(PathBuf, Symbol), LibError> {
-    let lib = ElfFile::open(path).map_err(|source| LibError::Open {
-        lib: path.display().to_string(),
-        source,
-    })?;
-    let sym = lib.resolve(func).map_err(|source| LibError::Resolve {
-        library: path.into(),
-        source,
-    })?;
+    let lib =
+        ElfFile::open(path).map_err(|source| LibError::Open { lib: path.display().to_string(), source })?;
+    let sym = lib.resolve(func).map_err(|source| LibError::Resolve { library: path.into(), source })?;
     Ok((path.into(), sym))
 }
 
 /// Tries each candidate in order. A library that only imports `func`, or lacks
 /// it, is passed over; one that defines it unusably (an ifunc) ends the search.
-fn search(
-    target: &ElfFile,
-    candidates: &[PathBuf],
-    func: &str,
-) -> Result<(PathBuf, Symbol), LibError> {
+fn search(target: &ElfFile, candidates: &[PathBuf], func: &str) -> Result<(PathBuf, Symbol), LibError> {
     let mut searched = Vec::new();
     let mut close = Vec::new();
     for path in candidates {
@@ -86,12 +76,7 @@ fn search(
             Ok(sym) => return Ok((path.clone(), sym)),
             Err(ResolveError::NotFound { close_matches, .. }) => close.extend(close_matches),
             Err(ResolveError::Import { .. }) => {}
-            Err(source) => {
-                return Err(LibError::Resolve {
-                    library: path.clone(),
-                    source,
-                })
-            }
+            Err(source) => return Err(LibError::Resolve { library: path.clone(), source }),
         }
     }
     close.sort();
@@ -140,10 +125,7 @@ fn canonical(p: &Path) -> PathBuf {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .map(String::from)
-        .unwrap_or_default()
+    p.file_name().and_then(|n| n.to_str()).map(String::from).unwrap_or_default()
 }
 
 /// The files mapped by process `pid`, as paths this process can open.
@@ -151,10 +133,7 @@ fn mapped_files(pid: u32) -> Result<Vec<PathBuf>, LibError> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
         .map_err(|source| LibError::Maps { pid, source })?;
     let foreign = !same_mount_namespace(pid);
-    Ok(parse_proc_maps(&maps)
-        .into_iter()
-        .map(|p| if foreign { inside_root(pid, &p) } else { p })
-        .collect())
+    Ok(parse_proc_maps(&maps).into_iter().map(|p| if foreign { inside_root(pid, &p) } else { p }).collect())
 }
 
 /// Whether process `pid` sees the same files as we do (same mount namespace);
@@ -182,10 +161,7 @@ pub fn parse_proc_maps(maps: &str) -> Vec<PathBuf> {
         // address perms offset dev inode pathname (the path may contain spaces)
         let mut rest = line.trim_start();
         for _ in 0..5 {
-            rest = rest
-                .split_once(char::is_whitespace)
-                .map_or("", |(_, r)| r)
-                .trim_start();
+            rest = rest.split_once(char::is_whitespace).map_or("", |(_, r)| r).trim_start();
         }
         let path = rest.strip_suffix(" (deleted)").unwrap_or(rest);
         if path.starts_with('/') && !out.iter().any(|p| p.as_os_str() == path) {
@@ -200,17 +176,12 @@ pub fn parse_proc_maps(maps: &str) -> Vec<PathBuf> {
 /// know it; its own needs are then unknown).
 fn needed_libraries(target: &ElfFile) -> Vec<(String, Option<PathBuf>)> {
     let mut out: Vec<(String, Option<PathBuf>)> = Vec::new();
-    let mut queue: VecDeque<(String, usize)> =
-        target.needed().into_iter().map(|n| (n, 1)).collect();
+    let mut queue: VecDeque<(String, usize)> = target.needed().into_iter().map(|n| (n, 1)).collect();
     while let Some((soname, depth)) = queue.pop_front() {
         if out.iter().any(|(s, _)| *s == soname) {
             continue;
         }
-        let path = if soname.contains('/') {
-            Some(PathBuf::from(&soname))
-        } else {
-            ld_cache_lookup(&soname)
-        };
+        let path = if soname.contains('/') { Some(PathBuf::from(&soname)) } else { ld_cache_lookup(&soname) };
         if let (Some(p), true) = (&path, depth < NEEDED_DEPTH) {
             if let Ok(lib) = ElfFile::open(p) {
                 queue.extend(lib.needed().into_iter().map(|n| (n, depth + 1)));
@@ -239,16 +210,10 @@ fn find_named_library(
         return Ok(p);
     }
     let cached = cache_entries();
-    let mut matching = cached
-        .iter()
-        .filter(|e| is_x86_64_libc6(e.flags) && names_library(&e.soname, lib));
+    let mut matching = cached.iter().filter(|e| is_x86_64_libc6(e.flags) && names_library(&e.soname, lib));
     match matching.next() {
         Some(e) => Ok(e.path.clone()),
-        None => Err(LibError::NoSuchLibrary {
-            lib: lib.into(),
-            func: func.into(),
-            searched: known,
-        }),
+        None => Err(LibError::NoSuchLibrary { lib: lib.into(), func: func.into(), searched: known }),
     }
 }
 

@@ -13,17 +13,15 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use goblin::container::{Container, Ctx, Endian};
-use goblin::elf::dynamic::{
-    DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_SONAME, DT_STRSZ, DT_STRTAB,
-};
+use goblin::elf::dynamic::{DF_1_PIE, DT_FLAGS_1, DT_NEEDED, DT_NULL, DT_SONAME, DT_STRSZ, DT_STRTAB};
 use goblin::elf::header::{
-    self, EI_CLASS, EI_DATA, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_CORE,
-    ET_DYN, ET_EXEC, ET_REL, SELFMAG,
+    self, EI_CLASS, EI_DATA, ELFCLASS32, ELFCLASS64, ELFDATA2LSB, ELFMAG, EM_X86_64, ET_CORE, ET_DYN,
+    ET_EXEC, ET_REL, SELFMAG,
 };
 use goblin::elf::program_header::{ProgramHeader, PF_X, PT_DYNAMIC, PT_INTERP, PT_LOAD};
 use goblin::elf::section_header::{
-    SectionHeader, SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS, SHT_NULL,
-    SHT_STRTAB, SHT_SYMTAB,
+    SectionHeader, SHN_LORESERVE, SHN_UNDEF, SHN_XINDEX, SHT_DYNSYM, SHT_NOBITS, SHT_NULL, SHT_STRTAB,
+    SHT_SYMTAB,
 };
 use goblin::elf::sym::{self, Symtab, STB_LOCAL, STT_FILE, STT_FUNC, STT_GNU_IFUNC};
 use goblin::elf::symver::{VerdefSection, VerneedSection, VersymSection};
@@ -158,16 +156,11 @@ impl ElfFile {
     /// file, empty, not ELF, not a little-endian x86-64 executable or shared
     /// library, truncated, or internally inconsistent.
     pub fn open(path: &Path) -> Result<ElfFile, ElfError> {
-        let io = |source| ElfError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| ElfError::Io { path: path.to_path_buf(), source };
         let mut file = File::open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(ElfError::NotAFile {
-                path: path.to_path_buf(),
-            });
+            return Err(ElfError::NotAFile { path: path.to_path_buf() });
         }
         if meta.len() < EHDR_SIZE {
             // Too short to map usefully: classify the few bytes there are.
@@ -177,11 +170,7 @@ impl ElfFile {
         }
         let map = map_file(&file).map_err(io)?;
         let t = read_tables(path, &map)?;
-        Ok(ElfFile {
-            path: path.to_path_buf(),
-            map,
-            t,
-        })
+        Ok(ElfFile { path: path.to_path_buf(), map, t })
     }
 
     /// The path the file was opened with.
@@ -266,22 +255,13 @@ fn short_file_error(path: &Path, head: &[u8]) -> ElfError {
     } else if head.len() < SELFMAG || &head[..SELFMAG] != ELFMAG {
         ElfError::NotElf { path }
     } else {
-        ElfError::Truncated {
-            path,
-            what: "ELF header".into(),
-            end: EHDR_SIZE,
-            size: head.len() as u64,
-        }
+        ElfError::Truncated { path, what: "ELF header".into(), end: EHDR_SIZE, size: head.len() as u64 }
     }
 }
 
 /// Parses every table of `bytes` (at least [`EHDR_SIZE`] long).
 fn read_tables(path: &Path, bytes: &[u8]) -> Result<Tables, ElfError> {
-    let p = Parser {
-        path,
-        bytes,
-        ctx: Ctx::new(Container::Big, Endian::Little),
-    };
+    let p = Parser { path, bytes, ctx: Ctx::new(Container::Big, Endian::Little) };
     let hdr = p.header()?;
     let segments = p.segments(&hdr)?;
     let shdrs = p.section_headers(&hdr)?;
@@ -310,11 +290,7 @@ fn read_tables(path: &Path, bytes: &[u8]) -> Result<Tables, ElfError> {
 /// Defined functions grouped by address.
 fn index_by_address(syms: &[RawSym]) -> BTreeMap<u64, Vec<usize>> {
     let mut by_addr: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for (i, s) in syms
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_defined_function())
-    {
+    for (i, s) in syms.iter().enumerate().filter(|(_, s)| s.is_defined_function()) {
         by_addr.entry(s.value).or_default().push(i);
     }
     by_addr
@@ -337,46 +313,27 @@ struct Parser<'a> {
 
 impl<'a> Parser<'a> {
     fn malformed(&self, detail: impl Into<String>) -> ElfError {
-        ElfError::Malformed {
-            path: self.path.to_path_buf(),
-            detail: detail.into(),
-        }
+        ElfError::Malformed { path: self.path.to_path_buf(), detail: detail.into() }
     }
 
     fn unsupported(&self, what: impl Into<String>) -> ElfError {
-        ElfError::Unsupported {
-            path: self.path.to_path_buf(),
-            what: what.into(),
-        }
+        ElfError::Unsupported { path: self.path.to_path_buf(), what: what.into() }
     }
 
     /// The bytes `[offset, offset + len)`, or a Truncated error naming `what`.
     fn range(&self, what: &str, offset: u64, len: u64) -> Result<&'a [u8], ElfError> {
         let size = self.bytes.len() as u64;
         let end = offset.checked_add(len).ok_or_else(|| {
-            self.malformed(format!(
-                "the {what} at offset {offset:#x} has an impossible size {len:#x}"
-            ))
+            self.malformed(format!("the {what} at offset {offset:#x} has an impossible size {len:#x}"))
         })?;
         if end > size {
-            return Err(ElfError::Truncated {
-                path: self.path.to_path_buf(),
-                what: what.into(),
-                end,
-                size,
-            });
+            return Err(ElfError::Truncated { path: self.path.to_path_buf(), what: what.into(), end, size });
         }
         Ok(&self.bytes[offset as usize..end as usize])
     }
 
     /// A table of `count` entries of `entsize` bytes at `offset`.
-    fn table(
-        &self,
-        what: &str,
-        offset: u64,
-        count: u64,
-        entsize: u64,
-    ) -> Result<&'a [u8], ElfError> {
+    fn table(&self, what: &str, offset: u64, count: u64, entsize: u64) -> Result<&'a [u8], ElfError> {
         let len = count
             .checked_mul(entsize)
             .ok_or_else(|| self.malformed(format!("the {what} has an impossible count {count}")))?;
@@ -388,34 +345,28 @@ impl<'a> Parser<'a> {
     fn header(&self) -> Result<header::Header, ElfError> {
         let b = self.bytes;
         if &b[..SELFMAG] != ELFMAG {
-            return Err(ElfError::NotElf {
-                path: self.path.to_path_buf(),
-            });
+            return Err(ElfError::NotElf { path: self.path.to_path_buf() });
         }
         if b[EI_CLASS] != ELFCLASS64 {
-            let what = if b[EI_CLASS] == ELFCLASS32 {
-                "a 32-bit ELF file"
-            } else {
-                "an ELF file of unknown class"
-            };
+            let what =
+                if b[EI_CLASS] == ELFCLASS32 { "a 32-bit ELF file" } else { "an ELF file of unknown class" };
             return Err(self.unsupported(what));
         }
         if b[EI_DATA] != ELFDATA2LSB {
             return Err(self.unsupported("a big-endian ELF file"));
         }
-        let hdr =
-            Elf::parse_header(b).map_err(|e| self.malformed(format!("bad ELF header: {e}")))?;
+        let hdr = Elf::parse_header(b).map_err(|e| self.malformed(format!("bad ELF header: {e}")))?;
         if hdr.e_machine != EM_X86_64 {
             let m = hdr.e_machine;
-            return Err(self.unsupported(format!(
-                "an ELF file for {} (e_machine {m})",
-                header::machine_to_str(m)
-            )));
+            return Err(
+                self.unsupported(format!("an ELF file for {} (e_machine {m})", header::machine_to_str(m)))
+            );
         }
         match hdr.e_type {
             ET_EXEC | ET_DYN => Ok(hdr),
-            ET_REL => Err(self
-                .unsupported("a relocatable object file (ET_REL); link it into a program first")),
+            ET_REL => {
+                Err(self.unsupported("a relocatable object file (ET_REL); link it into a program first"))
+            }
             ET_CORE => Err(self.unsupported("a core dump (ET_CORE)")),
             t => Err(self.unsupported(format!("an ELF file of unknown type e_type {t}"))),
         }
@@ -427,15 +378,11 @@ impl<'a> Parser<'a> {
             return Ok(Vec::new());
         }
         if u64::from(hdr.e_phentsize) != PHDR_SIZE {
-            return Err(self.malformed(format!(
-                "e_phentsize is {}, not {PHDR_SIZE}",
-                hdr.e_phentsize
-            )));
+            return Err(self.malformed(format!("e_phentsize is {}, not {PHDR_SIZE}", hdr.e_phentsize)));
         }
         self.table("program header table", hdr.e_phoff, count, PHDR_SIZE)?;
-        let phdrs =
-            ProgramHeader::parse(self.bytes, hdr.e_phoff as usize, count as usize, self.ctx)
-                .map_err(|e| self.malformed(format!("bad program headers: {e}")))?;
+        let phdrs = ProgramHeader::parse(self.bytes, hdr.e_phoff as usize, count as usize, self.ctx)
+            .map_err(|e| self.malformed(format!("bad program headers: {e}")))?;
         Ok(phdrs
             .iter()
             .map(|ph| Segment {
@@ -454,27 +401,17 @@ impl<'a> Parser<'a> {
             return Ok(Vec::new());
         }
         if u64::from(hdr.e_shentsize) != SHDR_SIZE {
-            return Err(self.malformed(format!(
-                "e_shentsize is {}, not {SHDR_SIZE}",
-                hdr.e_shentsize
-            )));
+            return Err(self.malformed(format!("e_shentsize is {}, not {SHDR_SIZE}", hdr.e_shentsize)));
         }
         // With e_shnum 0 the count is in the first header's sh_size; goblin reads
         // it from there and bounds it by the file size.
         let count = u64::from(hdr.e_shnum).max(1);
         self.table("section header table", hdr.e_shoff, count, SHDR_SIZE)?;
-        let shdrs = SectionHeader::parse(
-            self.bytes,
-            hdr.e_shoff as usize,
-            usize::from(hdr.e_shnum),
-            self.ctx,
-        )
-        .map_err(|e| {
-            self.malformed(format!(
-                "bad section header table at e_shoff {:#x}: {e}",
-                hdr.e_shoff
-            ))
-        })?;
+        let shdrs =
+            SectionHeader::parse(self.bytes, hdr.e_shoff as usize, usize::from(hdr.e_shnum), self.ctx)
+                .map_err(|e| {
+                    self.malformed(format!("bad section header table at e_shoff {:#x}: {e}", hdr.e_shoff))
+                })?;
         match shdrs.first() {
             Some(first) if first.sh_type == SHT_NULL => Ok(shdrs),
             _ => Err(self.malformed(format!(
@@ -492,11 +429,7 @@ impl<'a> Parser<'a> {
         self.range(what, sh.sh_offset, sh.sh_size)
     }
 
-    fn sections(
-        &self,
-        hdr: &header::Header,
-        shdrs: &[SectionHeader],
-    ) -> Result<Vec<Section>, ElfError> {
+    fn sections(&self, hdr: &header::Header, shdrs: &[SectionHeader]) -> Result<Vec<Section>, ElfError> {
         let names = self.section_names(hdr, shdrs)?;
         Ok(shdrs
             .iter()
@@ -524,9 +457,7 @@ impl<'a> Parser<'a> {
             return Ok(None);
         }
         match shdrs.get(index) {
-            Some(sh) if sh.sh_type == SHT_STRTAB => {
-                Ok(Some(self.section_bytes(sh, "section name table")?))
-            }
+            Some(sh) if sh.sh_type == SHT_STRTAB => Ok(Some(self.section_bytes(sh, "section name table")?)),
             _ => Err(self.malformed(format!("e_shstrndx {index} is not a string table section"))),
         }
     }
@@ -539,10 +470,7 @@ impl<'a> Parser<'a> {
         what: &str,
     ) -> Result<(Symtab<'a>, &'a [u8]), ElfError> {
         if sh.sh_entsize != SYM_SIZE {
-            return Err(self.malformed(format!(
-                "{what} has sh_entsize {}, not {SYM_SIZE}",
-                sh.sh_entsize
-            )));
+            return Err(self.malformed(format!("{what} has sh_entsize {}, not {SYM_SIZE}", sh.sh_entsize)));
         }
         let count = sh.sh_size / SYM_SIZE;
         self.table(what, sh.sh_offset, count, SYM_SIZE)?;
@@ -551,10 +479,9 @@ impl<'a> Parser<'a> {
                 self.section_bytes(s, &format!("string table of {what}"))?
             }
             _ => {
-                return Err(self.malformed(format!(
-                    "{what} links to section {}, not a string table",
-                    sh.sh_link
-                )))
+                return Err(
+                    self.malformed(format!("{what} links to section {}, not a string table", sh.sh_link))
+                )
             }
         };
         let table = Symtab::parse(self.bytes, sh.sh_offset as usize, count as usize, self.ctx)
@@ -564,10 +491,7 @@ impl<'a> Parser<'a> {
 
     /// The function and undefined symbols of `.symtab`, the `STT_FILE` names, and
     /// whether there is a `.symtab` at all.
-    fn symtab(
-        &self,
-        shdrs: &[SectionHeader],
-    ) -> Result<(Vec<RawSym>, Vec<String>, bool), ElfError> {
+    fn symtab(&self, shdrs: &[SectionHeader]) -> Result<(Vec<RawSym>, Vec<String>, bool), ElfError> {
         let Some(sh) = shdrs.iter().find(|s| s.sh_type == SHT_SYMTAB) else {
             return Ok((Vec::new(), Vec::new(), false));
         };
@@ -584,11 +508,7 @@ impl<'a> Parser<'a> {
             let (base, version, hidden) = split_version(&raw);
             let mut r = raw_sym(&s, base, false);
             (r.version, r.hidden) = (version, hidden);
-            r.file = if s.st_bind() == STB_LOCAL {
-                current_file
-            } else {
-                None
-            };
+            r.file = if s.st_bind() == STB_LOCAL { current_file } else { None };
             if keep(&r) {
                 out.push(r);
             }
@@ -618,17 +538,12 @@ impl<'a> Parser<'a> {
     }
 
     /// `.gnu.version`, with the names of `.gnu.version_d` and `.gnu.version_r`.
-    fn versions(
-        &self,
-        shdrs: &[SectionHeader],
-        dynstr: &'a [u8],
-    ) -> Result<Versions<'a>, ElfError> {
+    fn versions(&self, shdrs: &[SectionHeader], dynstr: &'a [u8]) -> Result<Versions<'a>, ElfError> {
         let bad = |what: &str, e: goblin::error::Error| self.malformed(format!("bad {what}: {e}"));
-        let versym = VersymSection::parse(self.bytes, shdrs, self.ctx)
-            .map_err(|e| bad(".gnu.version", e))?;
+        let versym = VersymSection::parse(self.bytes, shdrs, self.ctx).map_err(|e| bad(".gnu.version", e))?;
         let mut defined = HashMap::new();
-        if let Some(verdef) = VerdefSection::parse(self.bytes, shdrs, self.ctx)
-            .map_err(|e| bad(".gnu.version_d", e))?
+        if let Some(verdef) =
+            VerdefSection::parse(self.bytes, shdrs, self.ctx).map_err(|e| bad(".gnu.version_d", e))?
         {
             for def in verdef.iter().take(MAX_VERSIONS) {
                 if let Some(name) = def.iter().next().and_then(|aux| cstr(dynstr, aux.vda_name)) {
@@ -637,8 +552,8 @@ impl<'a> Parser<'a> {
             }
         }
         let mut needed = HashMap::new();
-        if let Some(verneed) = VerneedSection::parse(self.bytes, shdrs, self.ctx)
-            .map_err(|e| bad(".gnu.version_r", e))?
+        if let Some(verneed) =
+            VerneedSection::parse(self.bytes, shdrs, self.ctx).map_err(|e| bad(".gnu.version_r", e))?
         {
             for need in verneed.iter().take(MAX_VERSIONS) {
                 let file = cstr(dynstr, need.vn_file);
@@ -649,11 +564,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Ok(Versions {
-            versym,
-            defined,
-            needed,
-        })
+        Ok(Versions { versym, defined, needed })
     }
 
     /// `DT_NEEDED`, `DT_SONAME` and `DT_FLAGS_1` from the `PT_DYNAMIC` segment.
@@ -680,10 +591,7 @@ impl<'a> Parser<'a> {
             return Ok(info);
         }
         let strings = self.dynamic_strings(segments, strtab, strsz)?;
-        info.needed = needed
-            .iter()
-            .filter_map(|&o| cstr(strings, o as usize))
-            .collect();
+        info.needed = needed.iter().filter_map(|&o| cstr(strings, o as usize)).collect();
         info.soname = soname.and_then(|o| cstr(strings, o as usize));
         Ok(info)
     }
@@ -695,28 +603,22 @@ impl<'a> Parser<'a> {
         strtab: Option<u64>,
         strsz: u64,
     ) -> Result<&'a [u8], ElfError> {
-        let addr = strtab.ok_or_else(|| {
-            self.malformed("the dynamic section names libraries but has no DT_STRTAB")
-        })?;
+        let addr = strtab
+            .ok_or_else(|| self.malformed("the dynamic section names libraries but has no DT_STRTAB"))?;
         let offset = segments
             .iter()
             .filter(|s| s.p_type == PT_LOAD)
             .find_map(|s| vaddr_to_offset(s, addr))
             .ok_or_else(|| {
-                self.malformed(format!(
-                    "DT_STRTAB {addr:#x} is outside every PT_LOAD segment"
-                ))
-            })?;
+            self.malformed(format!("DT_STRTAB {addr:#x} is outside every PT_LOAD segment"))
+        })?;
         self.range("dynamic string table (DT_STRTAB)", offset, strsz)
     }
 
     /// The path in `PT_INTERP`.
     fn interp(&self, segments: &[Segment]) -> Result<Option<String>, ElfError> {
         match segments.iter().find(|s| s.p_type == PT_INTERP) {
-            Some(seg) => Ok(cstr(
-                self.range("interpreter path (PT_INTERP)", seg.offset, seg.filesz)?,
-                0,
-            )),
+            Some(seg) => Ok(cstr(self.range("interpreter path (PT_INTERP)", seg.offset, seg.filesz)?, 0)),
             None => Ok(None),
         }
     }
@@ -801,9 +703,7 @@ fn le_u64(b: &[u8]) -> u64 {
 /// The file offset of `addr` if segment `s` holds it in its file bytes.
 pub(super) fn vaddr_to_offset(s: &Segment, addr: u64) -> Option<u64> {
     let delta = addr.checked_sub(s.vaddr)?;
-    (delta < s.filesz)
-        .then(|| s.offset.checked_add(delta))
-        .flatten()
+    (delta < s.filesz).then(|| s.offset.checked_add(delta)).flatten()
 }
 
 /// An executable `PT_LOAD` segment.
@@ -817,14 +717,8 @@ mod tests {
 
     #[test]
     fn versions_split_from_names() {
-        assert_eq!(
-            split_version("open@@GLIBC_2.2.5"),
-            ("open".into(), Some("GLIBC_2.2.5".into()), false)
-        );
-        assert_eq!(
-            split_version("memcpy@GLIBC_2.2.5"),
-            ("memcpy".into(), Some("GLIBC_2.2.5".into()), true)
-        );
+        assert_eq!(split_version("open@@GLIBC_2.2.5"), ("open".into(), Some("GLIBC_2.2.5".into()), false));
+        assert_eq!(split_version("memcpy@GLIBC_2.2.5"), ("memcpy".into(), Some("GLIBC_2.2.5".into()), true));
         assert_eq!(split_version("native"), ("native".into(), None, false));
         assert_eq!(split_version("@odd"), ("@odd".into(), None, false));
     }
@@ -842,13 +736,7 @@ mod tests {
 
     #[test]
     fn segment_offsets() {
-        let s = Segment {
-            p_type: PT_LOAD,
-            flags: PF_X,
-            offset: 0x1000,
-            vaddr: 0x401000,
-            filesz: 0x200,
-        };
+        let s = Segment { p_type: PT_LOAD, flags: PF_X, offset: 0x1000, vaddr: 0x401000, filesz: 0x200 };
         assert_eq!(vaddr_to_offset(&s, 0x401000), Some(0x1000));
         assert_eq!(vaddr_to_offset(&s, 0x4011ff), Some(0x11ff));
         assert_eq!(vaddr_to_offset(&s, 0x401200), None);

@@ -56,27 +56,17 @@ impl ElfFile {
     /// `main`, and libm code (`cbrt`, `frexpf64`, ...), which libm.so.6's exports
     /// remove.
     pub fn program_functions(&self) -> Vec<Symbol> {
-        let c_library = if self.is_static() {
-            c_library_exports()
-        } else {
-            HashSet::new()
-        };
+        let c_library = if self.is_static() { c_library_exports() } else { HashSet::new() };
         let mut out = Vec::new();
         for idx in self.t.by_addr.values() {
-            let group: Vec<&RawSym> = idx
-                .iter()
-                .map(|&i| &self.t.syms[i])
-                .filter(|s| !s.dynamic)
-                .collect();
+            let group: Vec<&RawSym> = idx.iter().map(|&i| &self.t.syms[i]).filter(|s| !s.dynamic).collect();
             if group.is_empty() || group.iter().any(|s| s.typ == STT_GNU_IFUNC) {
                 continue;
             }
             if group.iter().any(|s| c_library.contains(&s.base)) {
                 continue;
             }
-            let own = group
-                .iter()
-                .filter(|s| self.is_program_name(s) && !(self.is_static() && is_local(s)));
+            let own = group.iter().filter(|s| self.is_program_name(s) && !(self.is_static() && is_local(s)));
             if let Some(shown) = own.min_by_key(|s| display_key(s)) {
                 if let Ok(sym) = self.symbol_for(&shown.base, &group) {
                     out.push(sym);
@@ -89,25 +79,15 @@ impl ElfFile {
     /// Rule 1 of [`ElfFile::program_functions`] for one symbol.
     fn is_program_name(&self, s: &RawSym) -> bool {
         let n = s.base.as_str();
-        let crt_file = s
-            .file
-            .and_then(|f| self.t.files.get(f))
-            .is_some_and(|f| is_crt_file(f));
-        !(n == "main"
-            || n.starts_with('_')
-            || n.contains('.')
-            || CRT_HELPERS.contains(&n)
-            || crt_file)
+        let crt_file = s.file.and_then(|f| self.t.files.get(f)).is_some_and(|f| is_crt_file(f));
+        !(n == "main" || n.starts_with('_') || n.contains('.') || CRT_HELPERS.contains(&n) || crt_file)
     }
 }
 
 /// A C runtime start-up object: `crtstuff.c`, `crti.o`, `crtbeginS.o`, `crt1.o`,
 /// `Scrt1.o`, `rcrt1.o`, `gcrt1.o`, ...
 fn is_crt_file(name: &str) -> bool {
-    let base = Path::new(name)
-        .file_name()
-        .and_then(|b| b.to_str())
-        .unwrap_or(name);
+    let base = Path::new(name).file_name().and_then(|b| b.to_str()).unwrap_or(name);
     base.starts_with("crt") || base.ends_with("crt1.o")
 }
 
@@ -134,16 +114,8 @@ mod tests {
 
     #[test]
     fn crt_objects_are_recognised() {
-        for f in [
-            "crtstuff.c",
-            "crt1.o",
-            "Scrt1.o",
-            "rcrt1.o",
-            "gcrt1.o",
-            "crti.o",
-            "crtn.o",
-            "crtbeginS.o",
-        ] {
+        for f in ["crtstuff.c", "crt1.o", "Scrt1.o", "rcrt1.o", "gcrt1.o", "crti.o", "crtn.o", "crtbeginS.o"]
+        {
             assert!(is_crt_file(f), "{f}");
         }
         for f in ["file-io.c", "prog.c", "abort.o", "libc-start.o", "ascrt.c"] {

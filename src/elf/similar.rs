@@ -44,11 +44,7 @@ where
             ranked.insert((score, name.len(), name));
         }
     }
-    ranked
-        .into_iter()
-        .take(MAX_SUGGESTIONS)
-        .map(|(_, _, n)| n.to_string())
-        .collect()
+    ranked.into_iter().take(MAX_SUGGESTIONS).map(|(_, _, n)| n.to_string()).collect()
 }
 
 /// The rank of `name` as a suggestion for `wanted` (lower is better), or None.
@@ -86,29 +82,20 @@ mod tests {
     #[test]
     fn suggestions_rank_by_distance_then_length() {
         let names = ["native", "natives", "main", "with_asm", "nat", "nativ"];
-        assert_eq!(
-            close_matches("nativ", names),
-            vec!["native", "nat", "natives"]
-        );
+        assert_eq!(close_matches("nativ", names), vec!["native", "nat", "natives"]);
     }
 
     #[test]
     fn prefix_matches_beyond_the_distance_limit() {
         let names = ["with_syscall", "with_asm", "native"];
         // "with" is 8 edits from with_syscall but is its prefix.
-        assert_eq!(
-            close_matches("with", names),
-            vec!["with_asm", "with_syscall"]
-        );
+        assert_eq!(close_matches("with", names), vec!["with_asm", "with_syscall"]);
     }
 
     #[test]
     fn at_most_five_and_never_the_name_itself() {
         let names = ["ab1", "ab2", "ab3", "ab4", "ab5", "ab6", "ab"];
-        assert_eq!(
-            close_matches("ab", names),
-            vec!["ab1", "ab2", "ab3", "ab4", "ab5"]
-        );
+        assert_eq!(close_matches("ab", names), vec!["ab1", "ab2", "ab3", "ab4", "ab5"]);
         assert!(close_matches("zzzzzz", ["native", "main"]).is_empty());
     }
 }

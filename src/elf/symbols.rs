@@ -20,11 +20,7 @@ struct Query {
 impl Query {
     fn parse(name: &str) -> Query {
         let (base, version, hidden) = split_version(name);
-        Query {
-            base,
-            default_only: version.is_some() && !hidden,
-            version,
-        }
+        Query { base, default_only: version.is_some() && !hidden, version }
     }
 
     /// `name` matches any version of `name`; `name@VER` matches version VER
@@ -71,20 +67,12 @@ impl ElfFile {
     /// section and segment tables that disagree on the offset.
     pub fn resolve(&self, name: &str) -> Result<Symbol, ResolveError> {
         let q = Query::parse(name);
-        let matches: Vec<&RawSym> = self
-            .t
-            .syms
-            .iter()
-            .filter(|s| s.is_defined_function() && q.matches(s))
-            .collect();
+        let matches: Vec<&RawSym> =
+            self.t.syms.iter().filter(|s| s.is_defined_function() && q.matches(s)).collect();
         let Some(best) = matches.iter().map(|s| rank(s)).min() else {
             return Err(self.missing(&q, name));
         };
-        let addrs: BTreeSet<u64> = matches
-            .iter()
-            .filter(|s| rank(s) == best)
-            .map(|s| s.value)
-            .collect();
+        let addrs: BTreeSet<u64> = matches.iter().filter(|s| rank(s) == best).map(|s| s.value).collect();
         if addrs.len() > 1 {
             return Err(self.ambiguous(&q.base, &matches, &addrs));
         }
@@ -94,11 +82,9 @@ impl ElfFile {
         let group: Vec<&RawSym> = matches.into_iter().filter(|s| s.value == addr).collect();
         let sym = self.symbol_for(&q.base, &group)?;
         match sym.kind {
-            SymKind::Ifunc => Err(ResolveError::Ifunc {
-                name: q.base,
-                file: self.path().into(),
-                resolver: Box::new(sym),
-            }),
+            SymKind::Ifunc => {
+                Err(ResolveError::Ifunc { name: q.base, file: self.path().into(), resolver: Box::new(sym) })
+            }
             SymKind::Func => Ok(sym),
         }
     }
@@ -133,11 +119,8 @@ impl ElfFile {
             }
         }
         let name = "(entry)";
-        let bad = |detail: String| ResolveError::BadOffset {
-            name: name.into(),
-            file: self.path().into(),
-            detail,
-        };
+        let bad =
+            |detail: String| ResolveError::BadOffset { name: name.into(), file: self.path().into(), detail };
         let shndx = self
             .t
             .sections
@@ -161,15 +144,9 @@ impl ElfFile {
 
     /// Builds the Symbol for `group` (symbols at one address, at least one), named `name`.
     pub(super) fn symbol_for(&self, name: &str, group: &[&RawSym]) -> Result<Symbol, ResolveError> {
-        let bad = |detail: String| ResolveError::BadOffset {
-            name: name.into(),
-            file: self.path().into(),
-            detail,
-        };
-        let first = group
-            .iter()
-            .min_by_key(|s| rank(s))
-            .ok_or_else(|| bad("no symbol".into()))?;
+        let bad =
+            |detail: String| ResolveError::BadOffset { name: name.into(), file: self.path().into(), detail };
+        let first = group.iter().min_by_key(|s| rank(s)).ok_or_else(|| bad("no symbol".into()))?;
         let place = self.placement(first.value, first.shndx).map_err(bad)?;
         let ifunc = group.iter().any(|s| s.typ == STT_GNU_IFUNC);
         Ok(Symbol {
@@ -191,11 +168,8 @@ impl ElfFile {
         let Some(idx) = self.t.by_addr.get(&addr) else {
             return Vec::new();
         };
-        let names: BTreeSet<&str> = idx
-            .iter()
-            .map(|&i| self.t.syms[i].base.as_str())
-            .filter(|n| *n != name)
-            .collect();
+        let names: BTreeSet<&str> =
+            idx.iter().map(|&i| self.t.syms[i].base.as_str()).filter(|n| *n != name).collect();
         names.into_iter().map(String::from).collect()
     }
 
@@ -204,30 +178,19 @@ impl ElfFile {
     pub(super) fn placement(&self, addr: u64, shndx: usize) -> Result<Placement, String> {
         let sections = &self.t.sections;
         let sec = sections.get(shndx).ok_or_else(|| {
-            format!(
-                "its section index {shndx} is past the {} section headers",
-                sections.len()
-            )
+            format!("its section index {shndx} is past the {} section headers", sections.len())
         })?;
         if sec.sh_type == SHT_NOBITS {
-            return Err(format!(
-                "its section {} has no bytes in the file (SHT_NOBITS)",
-                sec.name
-            ));
+            return Err(format!("its section {} has no bytes in the file (SHT_NOBITS)", sec.name));
         }
-        let delta = addr
-            .checked_sub(sec.addr)
-            .filter(|&d| d < sec.size)
-            .ok_or_else(|| {
-                format!(
-                    "address {addr:#x} is outside its section {} ({:#x}, {:#x} bytes)",
-                    sec.name, sec.addr, sec.size
-                )
-            })?;
-        let offset = sec
-            .offset
-            .checked_add(delta)
-            .ok_or_else(|| format!("the offset of {addr:#x} overflows"))?;
+        let delta = addr.checked_sub(sec.addr).filter(|&d| d < sec.size).ok_or_else(|| {
+            format!(
+                "address {addr:#x} is outside its section {} ({:#x}, {:#x} bytes)",
+                sec.name, sec.addr, sec.size
+            )
+        })?;
+        let offset =
+            sec.offset.checked_add(delta).ok_or_else(|| format!("the offset of {addr:#x} overflows"))?;
         let by_segment = self
             .t
             .segments
@@ -241,30 +204,17 @@ impl ElfFile {
                 sec.name
             ));
         }
-        Ok(Placement {
-            section: sec.name.clone(),
-            sh_addr: sec.addr,
-            sh_offset: sec.offset,
-            offset,
-        })
+        Ok(Placement { section: sec.name.clone(), sh_addr: sec.addr, sh_offset: sec.offset, offset })
     }
 
     /// NotFound or Import for a name with no defined function.
     fn missing(&self, q: &Query, name: &str) -> ResolveError {
         let file = self.path().to_path_buf();
-        let imports: Vec<&RawSym> = self
-            .t
-            .syms
-            .iter()
-            .filter(|s| s.is_undefined() && s.base == q.base)
-            .collect();
+        let imports: Vec<&RawSym> =
+            self.t.syms.iter().filter(|s| s.is_undefined() && s.base == q.base).collect();
         if !imports.is_empty() {
             let library = imports.iter().find_map(|s| s.library.clone());
-            return ResolveError::Import {
-                name: q.base.clone(),
-                file,
-                library,
-            };
+            return ResolveError::Import { name: q.base.clone(), file, library };
         }
         ResolveError::NotFound {
             name: name.to_string(),
@@ -278,10 +228,8 @@ impl ElfFile {
     /// the version was wrong, else close function names.
     fn suggestions(&self, q: &Query) -> Vec<String> {
         let defined = || self.t.syms.iter().filter(|s| s.is_defined_function());
-        let versions: BTreeSet<String> = defined()
-            .filter(|s| s.base == q.base)
-            .map(RawSym::full_name)
-            .collect();
+        let versions: BTreeSet<String> =
+            defined().filter(|s| s.base == q.base).map(RawSym::full_name).collect();
         if !versions.is_empty() {
             return versions.into_iter().take(5).collect();
         }
@@ -293,28 +241,18 @@ impl ElfFile {
         let candidates = addrs
             .iter()
             .filter_map(|&a| {
-                let group: Vec<&RawSym> =
-                    matches.iter().copied().filter(|s| s.value == a).collect();
+                let group: Vec<&RawSym> = matches.iter().copied().filter(|s| s.value == a).collect();
                 self.symbol_for(name, &group).ok()
             })
             .collect();
-        ResolveError::Ambiguous {
-            name: name.into(),
-            file: self.path().into(),
-            candidates,
-        }
+        ResolveError::Ambiguous { name: name.into(), file: self.path().into(), candidates }
     }
 }
 
 /// Which name of an address to show: non-weak first, then names without a
 /// leading underscore, then the shortest, then alphabetical.
 pub(super) fn display_key(s: &RawSym) -> (bool, bool, usize, String) {
-    (
-        s.bind == STB_WEAK,
-        s.base.starts_with('_'),
-        s.base.len(),
-        s.base.clone(),
-    )
+    (s.bind == STB_WEAK, s.base.starts_with('_'), s.base.len(), s.base.clone())
 }
 
 /// True for `STB_LOCAL`.

@@ -75,20 +75,12 @@ fn build_fixtures() -> Fixtures {
 
 fn gcc(out: &Path, flags: &[&str]) {
     let mut cmd = Command::new("gcc");
-    cmd.args(["-O2", "-Wall"])
-        .args(flags)
-        .arg("-o")
-        .arg(out)
-        .arg(FIXTURE);
+    cmd.args(["-O2", "-Wall"]).args(flags).arg("-o").arg(out).arg(FIXTURE);
     if !flags.contains(&"-c") {
         cmd.arg("-lm");
     }
     let result = cmd.output().expect("run gcc (is it installed?)");
-    assert!(
-        result.status.success(),
-        "gcc {flags:?} failed: {}",
-        String::from_utf8_lossy(&result.stderr)
-    );
+    assert!(result.status.success(), "gcc {flags:?} failed: {}", String::from_utf8_lossy(&result.stderr));
 }
 
 /// Removes fixture directories of test processes that no longer run.
@@ -171,11 +163,7 @@ struct Oracle {
 }
 
 fn readelf(args: &[&str], file: &Path) -> String {
-    let out = Command::new("readelf")
-        .args(args)
-        .arg(file)
-        .output()
-        .expect("run readelf (binutils)");
+    let out = Command::new("readelf").args(args).arg(file).output().expect("run readelf (binutils)");
     assert!(out.status.success(), "readelf {args:?} {}", file.display());
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -189,8 +177,7 @@ fn num(s: &str) -> u64 {
 }
 
 fn hex(s: &str) -> u64 {
-    u64::from_str_radix(s.trim_start_matches("0x"), 16)
-        .unwrap_or_else(|_| panic!("readelf hex {s:?}"))
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("readelf hex {s:?}"))
 }
 
 fn oracle(file: &Path) -> Oracle {
@@ -213,8 +200,7 @@ fn oracle_syms(text: &str) -> Vec<OSym> {
             continue;
         }
         let t: Vec<&str> = line.split_whitespace().collect();
-        if t.len() < 8 || !t[0].ends_with(':') || t[0].trim_end_matches(':').parse::<u64>().is_err()
-        {
+        if t.len() < 8 || !t[0].ends_with(':') || t[0].trim_end_matches(':').parse::<u64>().is_err() {
             continue;
         }
         out.push(OSym {
@@ -233,11 +219,7 @@ fn oracle_syms(text: &str) -> Vec<OSym> {
 fn oracle_sections(text: &str) -> Vec<OSection> {
     let mut out = Vec::new();
     for line in text.lines() {
-        let Some((index, rest)) = line
-            .trim_start()
-            .strip_prefix('[')
-            .and_then(|l| l.split_once(']'))
-        else {
+        let Some((index, rest)) = line.trim_start().strip_prefix('[').and_then(|l| l.split_once(']')) else {
             continue;
         };
         let Ok(index) = index.trim().parse::<usize>() else {
@@ -245,18 +227,9 @@ fn oracle_sections(text: &str) -> Vec<OSection> {
         };
         let t: Vec<&str> = rest.split_whitespace().collect();
         // Section 0 has an empty name: its first column is the type.
-        let t = if index == 0 {
-            [&[""][..], &t[..]].concat()
-        } else {
-            t
-        };
+        let t = if index == 0 { [&[""][..], &t[..]].concat() } else { t };
         assert_eq!(out.len(), index, "readelf -S in order");
-        out.push(OSection {
-            name: t[0].into(),
-            addr: hex(t[2]),
-            off: hex(t[3]),
-            size: hex(t[4]),
-        });
+        out.push(OSection { name: t[0].into(), addr: hex(t[2]), off: hex(t[3]), size: hex(t[4]) });
     }
     out
 }
@@ -281,30 +254,19 @@ fn oracle_loads(text: &str) -> Vec<OLoad> {
 }
 
 fn oracle_entry(text: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.contains("Entry point address:"))
-        .expect("readelf -h entry");
+    let line = text.lines().find(|l| l.contains("Entry point address:")).expect("readelf -h entry");
     hex(line.split_whitespace().last().unwrap_or(""))
 }
 
 fn oracle_interp(text: &str) -> Option<String> {
-    let line = text
-        .lines()
-        .find(|l| l.contains("Requesting program interpreter:"))?;
+    let line = text.lines().find(|l| l.contains("Requesting program interpreter:"))?;
     Some(line.split(": ").nth(1)?.trim_end_matches(']').to_string())
 }
 
 fn oracle_needed(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| l.contains("(NEEDED)"))
-        .map(|l| {
-            l.split('[')
-                .nth(1)
-                .unwrap_or("")
-                .trim_end_matches(']')
-                .to_string()
-        })
+        .map(|l| l.split('[').nth(1).unwrap_or("").trim_end_matches(']').to_string())
         .collect()
 }
 
@@ -328,19 +290,8 @@ impl Oracle {
             .iter()
             .find(|l| l.exec && l.vaddr <= s.value && s.value < l.vaddr + l.filesz)
             .unwrap_or_else(|| panic!("{} in no executable LOAD", s.name));
-        assert_eq!(
-            s.value - load.vaddr + load.offset,
-            offset,
-            "PT_LOAD formula for {}",
-            s.name
-        );
-        Expected {
-            addr: s.value,
-            offset,
-            section: sec.name.clone(),
-            sh_addr: sec.addr,
-            sh_offset: sec.off,
-        }
+        assert_eq!(s.value - load.vaddr + load.offset, offset, "PT_LOAD formula for {}", s.name);
+        Expected { addr: s.value, offset, section: sec.name.clone(), sh_addr: sec.addr, sh_offset: sec.off }
     }
 
     /// The one address of the defined functions named `name` (base name, or
@@ -350,13 +301,7 @@ impl Oracle {
             .syms
             .iter()
             .filter(|s| s.is_defined_function())
-            .filter(|s| {
-                if name.contains('@') {
-                    s.name == name
-                } else {
-                    s.base() == name
-                }
-            })
+            .filter(|s| if name.contains('@') { s.name == name } else { s.base() == name })
             .collect();
         let addrs: BTreeSet<u64> = hits.iter().map(|s| s.value).collect();
         assert_eq!(addrs.len(), 1, "readelf: {name} at {addrs:x?}");
@@ -385,15 +330,8 @@ fn placed(s: &Symbol) -> Expected {
 
 /// resolve(name) in `file` agrees with readelf on every field it can check.
 fn check_resolve(file: &Path, o: &Oracle, name: &str) -> Symbol {
-    let sym = open(file)
-        .resolve(name)
-        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    assert_eq!(
-        placed(&sym),
-        o.function(name),
-        "{name} in {}",
-        file.display()
-    );
+    let sym = open(file).resolve(name).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    assert_eq!(placed(&sym), o.function(name), "{name} in {}", file.display());
     let base = name.split('@').next().unwrap_or(name);
     let sizes: BTreeSet<u64> = o
         .syms
@@ -432,10 +370,7 @@ fn non_pie_and_pie_offsets_differ_from_addresses_as_expected() {
     let nopie = open(&f.nopie).resolve("native").unwrap();
     let pie = open(&f.pie).resolve("native").unwrap();
     // Non-PIE code is linked at 0x400000 and up, but offsets stay small.
-    assert!(
-        nopie.addr >= 0x400000 && nopie.offset < 0x400000,
-        "{nopie:?}"
-    );
+    assert!(nopie.addr >= 0x400000 && nopie.offset < 0x400000, "{nopie:?}");
     assert!(pie.addr < 0x400000, "{pie:?}");
     assert_eq!(
         nopie.formula(),
@@ -449,9 +384,7 @@ fn non_pie_and_pie_offsets_differ_from_addresses_as_expected() {
 #[test]
 fn libc_functions_agree_with_readelf() {
     let o = oracle(Path::new(LIBC));
-    for name in [
-        "open", "open64", "__open", "read", "write", "close", "malloc", "printf", "syscall",
-    ] {
+    for name in ["open", "open64", "__open", "read", "write", "close", "malloc", "printf", "syscall"] {
         check_resolve(Path::new(LIBC), &o, name);
     }
 }
@@ -466,19 +399,10 @@ fn open_and_its_aliases_are_one_function_in_libc() {
         assert_eq!((s.addr, s.offset), (open_.addr, open_.offset), "{alias}");
     }
     assert!(open_.weak, "open is a weak symbol in libc");
-    let names_there: BTreeSet<String> = o.addresses()[&open_.addr]
-        .iter()
-        .filter(|n| *n != "open")
-        .cloned()
-        .collect();
-    assert_eq!(
-        open_.aliases.iter().cloned().collect::<BTreeSet<_>>(),
-        names_there
-    );
-    assert!(
-        open_.aliases.contains(&"open64".to_string())
-            && open_.aliases.contains(&"__open".to_string())
-    );
+    let names_there: BTreeSet<String> =
+        o.addresses()[&open_.addr].iter().filter(|n| *n != "open").cloned().collect();
+    assert_eq!(open_.aliases.iter().cloned().collect::<BTreeSet<_>>(), names_there);
+    assert!(open_.aliases.contains(&"open64".to_string()) && open_.aliases.contains(&"__open".to_string()));
 }
 
 #[test]
@@ -489,11 +413,7 @@ fn versions_select_the_right_memcpy() {
     let old = check_resolve(Path::new(LIBC), &o, "memcpy@GLIBC_2.2.5");
     assert_eq!(old.name, "memcpy");
     match libc.resolve("memcpy") {
-        Err(ResolveError::Ifunc {
-            name,
-            file,
-            resolver,
-        }) => {
+        Err(ResolveError::Ifunc { name, file, resolver }) => {
             assert_eq!((name.as_str(), file.as_path()), ("memcpy", Path::new(LIBC)));
             assert_eq!(placed(&resolver), o.function("memcpy@@GLIBC_2.14"));
             assert_eq!(resolver.kind, SymKind::Ifunc);
@@ -503,10 +423,7 @@ fn versions_select_the_right_memcpy() {
     }
     match libc.resolve("memcpy@GLIBC_9.9") {
         Err(ResolveError::NotFound { close_matches, .. }) => {
-            assert_eq!(
-                close_matches,
-                vec!["memcpy@@GLIBC_2.14", "memcpy@GLIBC_2.2.5"]
-            );
+            assert_eq!(close_matches, vec!["memcpy@@GLIBC_2.14", "memcpy@GLIBC_2.2.5"]);
         }
         other => panic!("memcpy@GLIBC_9.9: {other:?}"),
     }
@@ -534,11 +451,7 @@ fn imports_name_their_library() {
         let elf = open(file);
         for (func, lib) in [("open", "libc.so.6"), ("cbrt", "libm.so.6")] {
             match elf.resolve(func) {
-                Err(ResolveError::Import {
-                    name,
-                    file: at,
-                    library,
-                }) => {
+                Err(ResolveError::Import { name, file: at, library }) => {
                     assert_eq!(
                         (name.as_str(), at.as_path(), library.as_deref()),
                         (func, file.as_path(), Some(lib))
@@ -566,12 +479,7 @@ fn stripped_binaries_only_offer_dynsym() {
     assert!(!stripped.has_symtab());
     assert!(open(&f.pie).has_symtab());
     match stripped.resolve("native") {
-        Err(ResolveError::NotFound {
-            name,
-            stripped: true,
-            close_matches,
-            ..
-        }) => {
+        Err(ResolveError::NotFound { name, stripped: true, close_matches, .. }) => {
             assert_eq!(name, "native");
             assert!(close_matches.is_empty(), "{close_matches:?}");
         }
@@ -580,10 +488,7 @@ fn stripped_binaries_only_offer_dynsym() {
     assert!(stripped.program_functions().is_empty());
     // The same binary exporting its functions (-rdynamic) keeps them in .dynsym.
     let o = oracle(&f.exported);
-    assert!(
-        o.syms.iter().all(|s| s.table == ".dynsym"),
-        "no .symtab left"
-    );
+    assert!(o.syms.iter().all(|s| s.table == ".dynsym"), "no .symtab left");
     for name in OWN {
         check_resolve(&f.exported, &o, name);
     }
@@ -593,29 +498,13 @@ fn stripped_binaries_only_offer_dynsym() {
 fn typos_get_suggestions() {
     let f = fixtures();
     let e = open(&f.pie).resolve("nativ").unwrap_err();
-    let ResolveError::NotFound {
-        close_matches,
-        stripped: false,
-        ..
-    } = &e
-    else {
-        panic!("{e:?}")
-    };
+    let ResolveError::NotFound { close_matches, stripped: false, .. } = &e else { panic!("{e:?}") };
     assert_eq!(close_matches.first().map(String::as_str), Some("native"));
-    assert_eq!(
-        e.to_string(),
-        format!(
-            "no function `nativ` in {}; did you mean `native`?",
-            f.pie.display()
-        )
-    );
+    assert_eq!(e.to_string(), format!("no function `nativ` in {}; did you mean `native`?", f.pie.display()));
     let e = open(&f.pie).resolve("zzzzzzzz").unwrap_err();
     assert_eq!(
         e.to_string(),
-        format!(
-            "no function `zzzzzzzz` in {0}; `trace -l {0}` lists its functions",
-            f.pie.display()
-        )
+        format!("no function `zzzzzzzz` in {0}; `trace -l {0}` lists its functions", f.pie.display())
     );
 }
 
@@ -625,10 +514,7 @@ fn entry_symbol_is_start() {
     for file in [&f.pie, &f.nopie, &f.static_] {
         let o = oracle(file);
         let s = open(file).entry_symbol().unwrap();
-        assert_eq!(
-            (s.name.as_str(), placed(&s)),
-            ("_start", o.function("_start"))
-        );
+        assert_eq!((s.name.as_str(), placed(&s)), ("_start", o.function("_start")));
         assert_eq!(s.addr, o.entry);
     }
     // Stripped: no name, same place.
@@ -639,10 +525,7 @@ fn entry_symbol_is_start() {
         .iter()
         .find(|x| x.addr <= o.entry && o.entry < x.addr + x.size && x.name == ".text")
         .unwrap();
-    assert_eq!(
-        (s.name.as_str(), s.offset),
-        ("(entry)", o.entry - sec.addr + sec.off)
-    );
+    assert_eq!((s.name.as_str(), s.offset), ("(entry)", o.entry - sec.addr + sec.off));
 }
 
 // ---------------------------------------------------------------- lists
@@ -654,29 +537,12 @@ fn check_functions(file: &Path) {
     let expected = o.addresses();
     let got = open(file).functions();
     let got_addrs: Vec<u64> = got.iter().map(|s| s.addr).collect();
-    assert_eq!(
-        got_addrs,
-        expected.keys().copied().collect::<Vec<_>>(),
-        "{}",
-        file.display()
-    );
+    assert_eq!(got_addrs, expected.keys().copied().collect::<Vec<_>>(), "{}", file.display());
     for s in &got {
-        assert!(
-            expected[&s.addr].contains(&s.name),
-            "{} at {:#x}",
-            s.name,
-            s.addr
-        );
-        let one = o
-            .syms
-            .iter()
-            .find(|x| x.is_defined_function() && x.value == s.addr)
-            .unwrap();
+        assert!(expected[&s.addr].contains(&s.name), "{} at {:#x}", s.name, s.addr);
+        let one = o.syms.iter().find(|x| x.is_defined_function() && x.value == s.addr).unwrap();
         assert_eq!(placed(s), o.expect(one), "{} in {}", s.name, file.display());
-        let ifunc = o
-            .syms
-            .iter()
-            .any(|x| x.is_defined_function() && x.value == s.addr && x.typ == "IFUNC");
+        let ifunc = o.syms.iter().any(|x| x.is_defined_function() && x.value == s.addr && x.typ == "IFUNC");
         assert_eq!(s.kind == SymKind::Ifunc, ifunc, "{}", s.name);
     }
 }
@@ -684,14 +550,7 @@ fn check_functions(file: &Path) {
 #[test]
 fn functions_agree_with_readelf() {
     let f = fixtures();
-    for file in [
-        &f.pie,
-        &f.nopie,
-        &f.static_,
-        &f.static_pie,
-        &f.stripped,
-        &f.exported,
-    ] {
+    for file in [&f.pie, &f.nopie, &f.static_, &f.static_pie, &f.stripped, &f.exported] {
         check_functions(file);
     }
     check_functions(Path::new(LIBC));
@@ -702,38 +561,19 @@ fn functions_agree_with_readelf() {
 fn functions_prefer_non_weak_then_short_plain_names() {
     let libc = open(Path::new(LIBC));
     let open_ = libc.resolve("open").unwrap();
-    let shown = libc
-        .functions()
-        .into_iter()
-        .find(|s| s.addr == open_.addr)
-        .unwrap();
+    let shown = libc.functions().into_iter().find(|s| s.addr == open_.addr).unwrap();
     // open, open64, __open, __open64: all weak; the shortest plain one is shown.
     assert_eq!(shown.name, "open");
     let f = fixtures();
     let st = open(&f.static_);
     let write = st.resolve("write").unwrap();
     let o = oracle(&f.static_);
-    let at_write: Vec<&OSym> = o
-        .syms
-        .iter()
-        .filter(|s| s.is_defined_function() && s.value == write.addr)
-        .collect();
-    let globals: BTreeSet<&str> = at_write
-        .iter()
-        .filter(|s| s.bind == "GLOBAL")
-        .map(|s| s.base())
-        .collect();
-    let shown = st
-        .functions()
-        .into_iter()
-        .find(|s| s.addr == write.addr)
-        .unwrap();
+    let at_write: Vec<&OSym> =
+        o.syms.iter().filter(|s| s.is_defined_function() && s.value == write.addr).collect();
+    let globals: BTreeSet<&str> = at_write.iter().filter(|s| s.bind == "GLOBAL").map(|s| s.base()).collect();
+    let shown = st.functions().into_iter().find(|s| s.addr == write.addr).unwrap();
     if !globals.is_empty() {
-        assert!(
-            globals.contains(shown.name.as_str()),
-            "{} not among {globals:?}",
-            shown.name
-        );
+        assert!(globals.contains(shown.name.as_str()), "{} not among {globals:?}", shown.name);
     }
 }
 
@@ -767,9 +607,7 @@ fn static_builds_really_contain_the_c_library() {
         let elf = open(file);
         assert!(elf.functions().len() > 500, "{}", file.display());
         assert!(
-            elf.resolve("cbrt").is_ok()
-                && elf.resolve("open").is_ok()
-                && elf.resolve("frame_dummy").is_ok()
+            elf.resolve("cbrt").is_ok() && elf.resolve("open").is_ok() && elf.resolve("frame_dummy").is_ok()
         );
     }
 }
@@ -821,10 +659,7 @@ fn library_functions_through_needed_libraries() {
         let (path, sym) = resolve_library_function(&pie, None, "open", Some(lib)).unwrap();
         assert_eq!(
             (path.as_path(), sym.offset),
-            (
-                Path::new(LIBC),
-                oracle(Path::new(LIBC)).function("open").offset
-            ),
+            (Path::new(LIBC), oracle(Path::new(LIBC)).function("open").offset),
             "{lib}"
         );
     }
@@ -838,12 +673,7 @@ fn library_function_errors() {
     let pie = open(&f.pie);
     let ld = ld_cache_lookup("ld-linux-x86-64.so.2").unwrap();
     match resolve_library_function(&pie, None, "no_such_function_xyz", None) {
-        Err(LibError::NotFound {
-            func,
-            target,
-            searched,
-            ..
-        }) => {
+        Err(LibError::NotFound { func, target, searched, .. }) => {
             assert_eq!(func, "no_such_function_xyz");
             assert_eq!(target, f.pie);
             // DT_NEEDED breadth-first: the program's two, then libc's loader.
@@ -853,23 +683,16 @@ fn library_function_errors() {
     }
     match resolve_library_function(&pie, None, "opn", None) {
         Err(e @ LibError::NotFound { .. }) => {
-            let LibError::NotFound { close_matches, .. } = &e else {
-                unreachable!()
-            };
-            assert_eq!(
-                close_matches.first().map(String::as_str),
-                Some("open"),
-                "{close_matches:?}"
-            );
+            let LibError::NotFound { close_matches, .. } = &e else { unreachable!() };
+            assert_eq!(close_matches.first().map(String::as_str), Some("open"), "{close_matches:?}");
             assert!(e.to_string().contains("`-L LIBRARY:opn`"), "{e}");
         }
         other => panic!("{other:?}"),
     }
     match resolve_library_function(&pie, None, "memcpy", None) {
-        Err(LibError::Resolve {
-            library,
-            source: ResolveError::Ifunc { .. },
-        }) => assert_eq!(library, Path::new(LIBC)),
+        Err(LibError::Resolve { library, source: ResolveError::Ifunc { .. } }) => {
+            assert_eq!(library, Path::new(LIBC))
+        }
         other => panic!("{other:?}"),
     }
     match resolve_library_function(&pie, None, "open", Some("libnosuchthing")) {
@@ -879,10 +702,7 @@ fn library_function_errors() {
         other => panic!("{other:?}"),
     }
     match resolve_library_function(&pie, None, "open", Some("/nonexistent/libx.so")) {
-        Err(LibError::Open {
-            source: ElfError::Io { .. },
-            ..
-        }) => {}
+        Err(LibError::Open { source: ElfError::Io { .. }, .. }) => {}
         other => panic!("{other:?}"),
     }
     match resolve_library_function(&pie, Some(u32::MAX), "open", None) {
@@ -896,10 +716,7 @@ fn static_programs_resolve_library_functions_in_themselves() {
     let f = fixtures();
     let st = open(&f.static_);
     let (path, sym) = resolve_library_function(&st, None, "open", None).unwrap();
-    assert_eq!(
-        (path.as_path(), placed(&sym)),
-        (f.static_.as_path(), oracle(&f.static_).function("open"))
-    );
+    assert_eq!((path.as_path(), placed(&sym)), (f.static_.as_path(), oracle(&f.static_).function("open")));
 }
 
 #[test]
@@ -935,9 +752,7 @@ impl Running {
             .spawn()
             .expect("start the fixture");
         let mut line = String::new();
-        BufReader::new(child.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        BufReader::new(child.stdout.as_mut().unwrap()).read_line(&mut line).unwrap();
         assert_eq!(line, "ready\n");
         Running(child)
     }
@@ -957,11 +772,7 @@ fn library_functions_of_a_running_process() {
     let pid = run.0.id();
     let maps = parse_proc_maps(&std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap());
     let canon = |p: &Path| std::fs::canonicalize(p).unwrap();
-    let mapped_libc = maps
-        .iter()
-        .find(|p| canon(p) == canon(Path::new(LIBC)))
-        .expect("libc mapped")
-        .clone();
+    let mapped_libc = maps.iter().find(|p| canon(p) == canon(Path::new(LIBC))).expect("libc mapped").clone();
     let pie = open(&f.pie);
     let (path, sym) = resolve_library_function(&pie, Some(pid), "open", None).unwrap();
     assert_eq!(path, mapped_libc, "the path the process maps");
@@ -974,10 +785,7 @@ fn library_functions_of_a_running_process() {
         Err(LibError::NotFound { searched, .. }) => {
             assert!(searched.iter().all(|p| maps.contains(p)), "{searched:?}");
             let order: Vec<PathBuf> = searched.iter().map(|p| canon(p)).collect();
-            assert_eq!(
-                order,
-                vec![canon(Path::new(LIBM)), canon(Path::new(LIBC)), canon(&ld)]
-            );
+            assert_eq!(order, vec![canon(Path::new(LIBM)), canon(Path::new(LIBC)), canon(&ld)]);
         }
         other => panic!("{other:?}"),
     }
@@ -994,14 +802,8 @@ fn the_real_ld_cache_matches_ldconfig() {
     assert!(entries
         .iter()
         .any(|(s, p, fl)| s == "libc.so.6" && p == Path::new(LIBC) && is_x86_64_libc6(*fl)));
-    assert_eq!(
-        ld_cache_lookup("libc.so.6").as_deref(),
-        Some(Path::new(LIBC))
-    );
-    assert_eq!(
-        ld_cache_lookup("libm.so.6").as_deref(),
-        Some(Path::new(LIBM))
-    );
+    assert_eq!(ld_cache_lookup("libc.so.6").as_deref(), Some(Path::new(LIBC)));
+    assert_eq!(ld_cache_lookup("libm.so.6").as_deref(), Some(Path::new(LIBM)));
     assert_eq!(ld_cache_lookup("libdoes-not-exist.so.9"), None);
 
     let out = Command::new("ldconfig")
@@ -1009,15 +811,7 @@ fn the_real_ld_cache_matches_ldconfig() {
         .output()
         .or_else(|_| Command::new("/sbin/ldconfig").arg("-p").output());
     let text = String::from_utf8(out.expect("ldconfig -p").stdout).unwrap();
-    let count: usize = text
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let count: usize = text.lines().next().unwrap().split_whitespace().next().unwrap().parse().unwrap();
     assert_eq!(entries.len(), count, "ldconfig -p says {count} libs");
     let x86_64 = |desc: &str| desc.starts_with("libc6,x86-64");
     let listed: BTreeSet<(String, PathBuf)> = text
@@ -1029,11 +823,8 @@ fn the_real_ld_cache_matches_ldconfig() {
             x86_64(desc).then(|| (soname.to_string(), PathBuf::from(path)))
         })
         .collect();
-    let ours: BTreeSet<(String, PathBuf)> = entries
-        .into_iter()
-        .filter(|e| is_x86_64_libc6(e.2))
-        .map(|(s, p, _)| (s, p))
-        .collect();
+    let ours: BTreeSet<(String, PathBuf)> =
+        entries.into_iter().filter(|e| is_x86_64_libc6(e.2)).map(|(s, p, _)| (s, p)).collect();
     assert_eq!(ours, listed);
 }
 
@@ -1050,35 +841,15 @@ fn expect_err(path: &Path, what: &str) -> ElfError {
 fn missing_unreadable_and_non_elf_files() {
     let f = fixtures();
     let e = expect_err(Path::new("/nonexistent/prog"), "missing");
-    assert!(
-        matches!(&e, ElfError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
-    );
-    assert_eq!(
-        e.to_string(),
-        "/nonexistent/prog: no such file; check the path"
-    );
-    assert!(matches!(
-        expect_err(&f.dir, "directory"),
-        ElfError::NotAFile { .. }
-    ));
-    assert!(matches!(
-        expect_err(&scratch("empty", b""), "empty"),
-        ElfError::Empty { .. }
-    ));
-    let script = scratch(
-        "script.sh",
-        b"#!/bin/sh\necho this is a shell script, not a program\n",
-    );
-    assert!(matches!(
-        expect_err(&script, "script"),
-        ElfError::NotElf { .. }
-    ));
+    assert!(matches!(&e, ElfError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
+    assert_eq!(e.to_string(), "/nonexistent/prog: no such file; check the path");
+    assert!(matches!(expect_err(&f.dir, "directory"), ElfError::NotAFile { .. }));
+    assert!(matches!(expect_err(&scratch("empty", b""), "empty"), ElfError::Empty { .. }));
+    let script = scratch("script.sh", b"#!/bin/sh\necho this is a shell script, not a program\n");
+    assert!(matches!(expect_err(&script, "script"), ElfError::NotElf { .. }));
     let mut rng = XorShift(0x9e3779b97f4a7c15);
     let random: Vec<u8> = (0..4096).map(|_| rng.next() as u8).collect();
-    assert!(matches!(
-        expect_err(&scratch("random", &random), "random"),
-        ElfError::NotElf { .. }
-    ));
+    assert!(matches!(expect_err(&scratch("random", &random), "random"), ElfError::NotElf { .. }));
 }
 
 #[test]
@@ -1091,25 +862,13 @@ fn other_kinds_of_elf_are_refused() {
         scratch(name, &b)
     };
     let e = expect_err(&patched("class32", 4, &[1]), "32-bit");
-    assert!(
-        matches!(&e, ElfError::Unsupported { what, .. } if what == "a 32-bit ELF file"),
-        "{e}"
-    );
+    assert!(matches!(&e, ElfError::Unsupported { what, .. } if what == "a 32-bit ELF file"), "{e}");
     let e = expect_err(&patched("bigendian", 5, &[2]), "big-endian");
-    assert!(
-        matches!(&e, ElfError::Unsupported { what, .. } if what == "a big-endian ELF file"),
-        "{e}"
-    );
+    assert!(matches!(&e, ElfError::Unsupported { what, .. } if what == "a big-endian ELF file"), "{e}");
     let e = expect_err(&patched("aarch64", 18, &183u16.to_le_bytes()), "aarch64");
-    assert!(
-        matches!(&e, ElfError::Unsupported { what, .. } if what.contains("e_machine 183")),
-        "{e}"
-    );
+    assert!(matches!(&e, ElfError::Unsupported { what, .. } if what.contains("e_machine 183")), "{e}");
     let e = expect_err(&f.object, "object file");
-    assert!(
-        matches!(&e, ElfError::Unsupported { what, .. } if what.contains("ET_REL")),
-        "{e}"
-    );
+    assert!(matches!(&e, ElfError::Unsupported { what, .. } if what.contains("ET_REL")), "{e}");
 }
 
 #[test]
@@ -1118,26 +877,8 @@ fn truncated_copies_are_errors() {
     for file in [&f.pie, &f.static_] {
         let good = std::fs::read(file).unwrap();
         let n = good.len();
-        for len in [
-            1,
-            3,
-            4,
-            16,
-            63,
-            64,
-            65,
-            200,
-            0x1000,
-            n / 4,
-            n / 2,
-            n * 3 / 4,
-            n - 64,
-            n - 1,
-        ] {
-            let e = expect_err(
-                &scratch("truncated", &good[..len]),
-                &format!("truncated to {len}"),
-            );
+        for len in [1, 3, 4, 16, 63, 64, 65, 200, 0x1000, n / 4, n / 2, n * 3 / 4, n - 64, n - 1] {
+            let e = expect_err(&scratch("truncated", &good[..len]), &format!("truncated to {len}"));
             match (len, &e) {
                 (0..=3, ElfError::NotElf { .. }) => {}
                 (4..=63, ElfError::Truncated { what, end: 64, .. }) if what == "ELF header" => {}
@@ -1172,24 +913,12 @@ fn interesting_ranges(file: &Path) -> Vec<(usize, usize)> {
     let shoff = readelf(&["-hW"], file)
         .lines()
         .find(|l| l.contains("Start of section headers:"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(4)
-                .map(|s| s.parse::<usize>().unwrap())
-        })
+        .and_then(|l| l.split_whitespace().nth(4).map(|s| s.parse::<usize>().unwrap()))
         .unwrap();
     out.push((shoff, std::fs::metadata(file).unwrap().len() as usize));
     for s in &o.sections {
-        if [
-            ".symtab",
-            ".dynsym",
-            ".dynamic",
-            ".gnu.version",
-            ".gnu.version_d",
-            ".gnu.version_r",
-            ".interp",
-        ]
-        .contains(&s.name.as_str())
+        if [".symtab", ".dynsym", ".dynamic", ".gnu.version", ".gnu.version_d", ".gnu.version_r", ".interp"]
+            .contains(&s.name.as_str())
         {
             out.push((s.off as usize, (s.off + s.size) as usize));
         }
@@ -1218,18 +947,8 @@ fn corrupted_files_never_panic() {
             match ElfFile::open(&path) {
                 Ok(elf) => {
                     opened += 1;
-                    let _ = (
-                        elf.functions(),
-                        elf.program_functions(),
-                        elf.entry_symbol(),
-                        elf.needed(),
-                    );
-                    let _ = (
-                        elf.resolve("native"),
-                        elf.resolve("open"),
-                        elf.resolve("nativ"),
-                        elf.is_pie(),
-                    );
+                    let _ = (elf.functions(), elf.program_functions(), elf.entry_symbol(), elf.needed());
+                    let _ = (elf.resolve("native"), elf.resolve("open"), elf.resolve("nativ"), elf.is_pie());
                 }
                 Err(e) => {
                     refused += 1;
@@ -1239,10 +958,7 @@ fn corrupted_files_never_panic() {
         }
     }
     // Both paths were exercised.
-    assert!(
-        opened > 20 && refused > 20,
-        "opened {opened}, refused {refused}"
-    );
+    assert!(opened > 20 && refused > 20, "opened {opened}, refused {refused}");
 }
 
 /// A small deterministic PRNG (xorshift64).
@@ -1278,10 +994,7 @@ fn messages_name_the_input_and_the_next_step() {
         close_matches: vec!["open".into(), "pipe".into()],
         stripped: false,
     };
-    assert_eq!(
-        many.to_string(),
-        "no function `opn` in libc.so.6; did you mean one of `open`, `pipe`?"
-    );
+    assert_eq!(many.to_string(), "no function `opn` in libc.so.6; did you mean one of `open`, `pipe`?");
     let lib = LibError::NotFound {
         func: "opn".into(),
         target: "./prog".into(),
@@ -1293,12 +1006,8 @@ fn messages_name_the_input_and_the_next_step() {
         "no library of ./prog defines a function `opn` (searched /lib/libc.so.6); did you mean \
          `open`? If it lives in a library loaded later (dlopen), name that library: `-L LIBRARY:opn`"
     );
-    let t = ElfError::Truncated {
-        path: "./p".into(),
-        what: "section header table".into(),
-        end: 900,
-        size: 800,
-    };
+    let t =
+        ElfError::Truncated { path: "./p".into(), what: "section header table".into(), end: 900, size: 800 };
     assert_eq!(
         t.to_string(),
         "./p is truncated: its section header table ends at byte 900 but the file has only 800 \
@@ -1345,46 +1054,22 @@ fn same_named_static_functions_are_ambiguous() {
     std::fs::write(&a, UNIT_A).unwrap();
     std::fs::write(&b, UNIT_B).unwrap();
     let out = f.dir.join("two-helpers");
-    let status = Command::new("gcc")
-        .args(["-O2", "-o"])
-        .arg(&out)
-        .arg(&a)
-        .arg(&b)
-        .status()
-        .unwrap();
+    let status = Command::new("gcc").args(["-O2", "-o"]).arg(&out).arg(&a).arg(&b).status().unwrap();
     assert!(status.success());
     let o = oracle(&out);
-    let expected: BTreeSet<u64> = o
-        .syms
-        .iter()
-        .filter(|s| s.base() == "helper")
-        .map(|s| s.value)
-        .collect();
+    let expected: BTreeSet<u64> = o.syms.iter().filter(|s| s.base() == "helper").map(|s| s.value).collect();
     assert_eq!(expected.len(), 2, "gcc kept both helpers");
     let elf = open(&out);
     match elf.resolve("helper") {
-        Err(ResolveError::Ambiguous {
-            name, candidates, ..
-        }) => {
+        Err(ResolveError::Ambiguous { name, candidates, .. }) => {
             assert_eq!(name, "helper");
-            assert_eq!(
-                candidates.iter().map(|s| s.addr).collect::<BTreeSet<_>>(),
-                expected
-            );
+            assert_eq!(candidates.iter().map(|s| s.addr).collect::<BTreeSet<_>>(), expected);
         }
         other => panic!("{other:?}"),
     }
     // Both are the program's own functions (static functions count in a
     // dynamically linked program).
-    let names: Vec<String> = elf
-        .program_functions()
-        .into_iter()
-        .map(|s| s.name)
-        .collect();
-    assert_eq!(
-        names.iter().filter(|n| *n == "helper").count(),
-        2,
-        "{names:?}"
-    );
+    let names: Vec<String> = elf.program_functions().into_iter().map(|s| s.name).collect();
+    assert_eq!(names.iter().filter(|n| *n == "helper").count(), 2, "{names:?}");
     assert!(names.contains(&"twice_a".to_string()));
 }
