@@ -32,7 +32,7 @@ fn run(extra: &[&str], n: u64) -> (u64, String, Vec<u64>) {
             panic!("unexpected line {line:?}");
         }
         lines += 1;
-        if lines % 50_000 == 0 {
+        if lines.is_multiple_of(50_000) {
             if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
                 let kb = status
                     .lines()
