@@ -121,7 +121,7 @@ fn main() -> ExitCode {
             floor: cli.floor,
             no_string_retry: cli.no_string_retry,
         },
-        output: OutputOpts { ret: cli.ret, timing: cli.timing },
+        output: OutputOpts { ret: cli.ret, timing: cli.timing, show_tid: false },
         ring_pages: cli.ring_pages,
         as_root: cli.as_root,
     };

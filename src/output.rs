@@ -23,6 +23,8 @@ pub struct OutputOpts {
     pub ret: bool,
     /// Time spent in each call on return lines (` <0.000012>`).
     pub timing: bool,
+    /// Prefix every line with its thread id from the start (`-f`).
+    pub show_tid: bool,
 }
 
 /// A line waiting for the string its entry could not read.
@@ -57,7 +59,6 @@ pub struct Formatter<W: Write> {
     opts: OutputOpts,
     threads: HashMap<u32, Thread>,
     queue: VecDeque<Line>,
-    first_tid: Option<u32>,
     many_threads: bool,
 }
 
@@ -69,8 +70,7 @@ impl<W: Write> Formatter<W> {
             opts,
             threads: HashMap::new(),
             queue: VecDeque::new(),
-            first_tid: None,
-            many_threads: false,
+            many_threads: opts.show_tid,
         }
     }
 
@@ -83,16 +83,22 @@ impl<W: Write> Formatter<W> {
             return Ok(());
         }
         let (ret, pair) = (probe.ret, probe.pair);
-        match self.first_tid {
-            None => self.first_tid = Some(r.tid),
-            Some(t) if t != r.tid => self.many_threads = true,
-            _ => {}
+        // Say which thread once two are traced at the same time: another thread
+        // has a call in progress. Processes that run one after another (--watch)
+        // need no prefix.
+        if !self.many_threads {
+            self.many_threads = self.threads.iter().any(|(&tid, t)| tid != r.tid && !t.calls.is_empty());
         }
         let prefix = if self.many_threads { format!("[{}] ", r.tid) } else { String::new() };
         if ret && r.flags.contains(Flags::STR_RETRY) {
             self.fill(r.tid, pair, r.string.as_deref());
         }
         let line = if ret { self.exit_line(r.probe, r) } else { self.entry_line(r.probe, r) };
+        if let Some(t) = self.threads.get(&r.tid) {
+            if t.calls.is_empty() && t.prog == 0 && t.kernel == 0 {
+                self.threads.remove(&r.tid); // idle: keep only threads with calls in progress
+            }
+        }
         if let Some(mut line) = line {
             line.text.insert_str(0, &prefix);
             if let Some(h) = &mut line.hole {

@@ -372,10 +372,21 @@ fn open_rings(cpus: &[u32], pages: usize, maps: &Maps) -> Result<Vec<Ring>, Erro
         .collect()
 }
 
+/// Tests only: `TRACE_TEST_FAIL_ATTACH=N` makes attaching probe N (from 0) fail as
+/// a kernel refusal would, to prove the probes attached before it are released.
+fn injected_attach_failure(i: usize) -> Option<crate::perf::PerfError> {
+    let n: usize = std::env::var("TRACE_TEST_FAIL_ATTACH").ok()?.parse().ok()?;
+    (n == i)
+        .then(|| crate::perf::PerfError::InvalidArgument("failure injected by TRACE_TEST_FAIL_ATTACH".into()))
+}
+
 fn attach_all(plan: &Plan, programs: &[LoadedProgram], pid: Option<u32>) -> Result<Vec<Attached>, Error> {
     let mut out = Vec::with_capacity(programs.len());
-    for (p, prog) in plan.probes.iter().chain(plan.register.iter()).zip(programs) {
+    for (i, (p, prog)) in plan.probes.iter().chain(plan.register.iter()).zip(programs).enumerate() {
         let err = |err| Error::Perf { probe: probe_label(p), err };
+        if let Some(e) = injected_attach_failure(i) {
+            return Err(err(e));
+        }
         let fd = match &p.attach {
             Attach::Uprobe { path, offset, .. } => {
                 // A uprobe for one pid fires only in that process; without a pid it
@@ -563,6 +574,9 @@ fn describe_signal(sig: i32, core: bool) -> String {
         libc::SIGKILL => "Killed",
         libc::SIGTERM => "Terminated",
         libc::SIGINT => "Interrupt",
+        libc::SIGHUP => "Hangup",
+        libc::SIGQUIT => "Quit",
+        libc::SIGPIPE => "Broken pipe",
         libc::SIGBUS => "Bus error",
         libc::SIGFPE => "Floating point exception",
         libc::SIGILL => "Illegal instruction",

@@ -1,0 +1,180 @@
+//! Every exit path detaches every probe: normal end, an error in the middle of
+//! attaching, SIGINT/SIGTERM/SIGHUP, the traced program crashing, and a closed
+//! stdout. After each, no program of ours is loaded, tracefs holds no probe of
+//! ours, and no traced process is left behind.
+//!
+//! The tests run one at a time (a lock): the check looks at the whole system.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Names of loaded BPF programs that look like ours (prog_name = probe label).
+fn our_programs() -> Vec<String> {
+    let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("bpftool is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split("\"name\":\"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .filter(|n| {
+            ["uprobe_", "uretprobe_", "kprobe_", "kretprobe_", "tracepoint_"].iter().any(|p| n.starts_with(p))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// Processes running `bin`.
+fn processes_of(bin: &Path) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if std::fs::read_link(e.path().join("exe")).is_ok_and(|p| p == bin) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+fn assert_no_leftovers(bin: &Path, case: &str) {
+    assert_eq!(our_programs(), Vec::<String>::new(), "{case}: BPF programs left loaded");
+    for f in ["uprobe_events", "kprobe_events"] {
+        let text = std::fs::read_to_string(Path::new("/sys/kernel/tracing").join(f)).unwrap_or_default();
+        assert!(!text.contains("trace"), "{case}: tracefs {f} holds {text}");
+    }
+    assert_eq!(processes_of(bin), Vec::<u32>::new(), "{case}: traced processes left running");
+}
+
+fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("trace did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn lifecycle() -> std::path::PathBuf {
+    build_prog("lifecycle", &[])
+}
+
+#[test]
+fn normal_end() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let out = trace(&["-u", "step", "./lifecycle", "many", "10"], bin.parent().unwrap());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out).len(), 22, "step(1) and 10 more, entry and return");
+    assert_no_leftovers(&bin, "normal end");
+}
+
+#[test]
+fn error_in_the_middle_of_attaching() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let dir = bin.parent().unwrap();
+    // Probe 0 (uprobe step) attaches, probe 1 (its uretprobe) fails.
+    let out = Command::new(TRACE)
+        .args(["-u", "step", "-s", "open", "./lifecycle", "many", "10"])
+        .env("TRACE_TEST_FAIL_ATTACH", "1")
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("attaching uretprobe:step") && err.contains("injected"), "{err}");
+    assert!(!err.contains("Attaching"), "nothing is announced: {err}");
+    assert!(out.stdout.is_empty(), "the command never ran");
+    assert_no_leftovers(&bin, "error mid-attach");
+}
+
+/// The tracer gets a signal while the command sleeps: the signal goes to the
+/// command, the events already made are printed, and the exit status says so.
+fn signal_case(sig: i32, name: &str, what: &str) {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let mut child = Command::new(TRACE)
+        .args(["-u", "step", "./lifecycle", "sleep"])
+        .current_dir(bin.parent().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2 {
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        lines.push(l.trim_end().to_string());
+    }
+    assert_eq!(lines, ["> step", "< step"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::try_from(sig).unwrap(),
+    )
+    .unwrap();
+    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(128 + sig), "{err}");
+    assert!(err.contains(&format!("the traced command ended: {what} ({name})")), "{err}");
+    assert_no_leftovers(&bin, name);
+}
+
+#[test]
+fn sigint_to_the_tracer() {
+    signal_case(libc::SIGINT, "SIGINT", "Interrupt");
+}
+
+#[test]
+fn sigterm_to_the_tracer() {
+    signal_case(libc::SIGTERM, "SIGTERM", "Terminated");
+}
+
+#[test]
+fn sighup_to_the_tracer() {
+    signal_case(libc::SIGHUP, "SIGHUP", "Hangup");
+}
+
+#[test]
+fn the_traced_program_crashes() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let out = trace(&["-u", "step", "./lifecycle", "crash"], bin.parent().unwrap());
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGSEGV), "{err}");
+    assert!(err.contains("the traced command ended: Segmentation fault (SIGSEGV)"), "{err}");
+    assert_eq!(stdout_lines(&out), ["> step", "< step"]);
+    assert_no_leftovers(&bin, "crash");
+}
+
+#[test]
+fn stdout_closed_by_the_reader() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let mut child = Command::new(TRACE)
+        .args(["-u", "step", "./lifecycle", "many", "300000"])
+        .current_dir(bin.parent().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first, "> step\n");
+    drop(out); // like `| head -1`
+    let status = wait_timeout(&mut child, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(0), "the command's own status");
+    assert_no_leftovers(&bin, "stdout closed");
+}

@@ -1,0 +1,34 @@
+/*
+ * A program for the exit-path tests. `lifecycle MODE`:
+ *   sleep   calls step() then sleeps 60 s (to be interrupted)
+ *   crash   calls step() then dereferences NULL
+ *   many N  calls step() N times
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+volatile long sink;
+
+__attribute__((noinline)) void step(long i)
+{
+	sink += i;
+}
+
+int main(int argc, char **argv)
+{
+	const char *mode = argc > 1 ? argv[1] : "sleep";
+	step(1);
+	if (strcmp(mode, "crash") == 0) {
+		volatile int *p = NULL;
+		return *p;
+	}
+	if (strcmp(mode, "many") == 0) {
+		long n = argc > 2 ? atol(argv[2]) : 1000;
+		for (long i = 0; i < n; i++)
+			step(i);
+		return 0;
+	}
+	sleep(60);
+	return 0;
+}
