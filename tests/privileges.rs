@@ -1,0 +1,53 @@
+//! Under sudo the traced command runs as the user who ran sudo (so the files it
+//! makes are theirs, not root's); --as-root keeps root.
+
+mod common;
+use common::*;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::process::Command;
+
+fn run_as_sudo_user(extra: &[&str]) -> (u32, u32, Vec<String>) {
+    let dir = build_file_io("sudo");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = Command::new(TRACE)
+        .args(extra)
+        .arg("./file-io")
+        .current_dir(&dir)
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .env("SUDO_USER", "nobody")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let meta = std::fs::metadata(dir.join("output.txt")).unwrap();
+    (meta.uid(), meta.gid(), stdout_lines(&out))
+}
+
+#[test]
+fn the_command_runs_as_the_sudo_user() {
+    let (uid, gid, lines) = run_as_sudo_user(&[]);
+    assert_eq!((uid, gid), (65534, 65534), "output.txt belongs to the user behind sudo");
+    // And it is still traced like any other run.
+    assert_lines(&lines, &lab_expected(has_kprobes()), "trace as nobody");
+}
+
+#[test]
+fn as_root_keeps_root() {
+    let (uid, gid, _) = run_as_sudo_user(&["--as-root"]);
+    assert_eq!((uid, gid), (0, 0));
+}
+
+#[test]
+fn without_privileges_trace_says_to_use_sudo() {
+    // setpriv (util-linux) drops to nobody with no capabilities.
+    let dir = build_file_io("nopriv");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", TRACE, "./file-io"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(77), "{err}");
+    assert!(err.contains("tracing needs root: run it again with sudo"), "{err}");
+    assert!(!dir.join("output.txt").exists(), "nothing ran");
+}
