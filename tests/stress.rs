@@ -5,10 +5,15 @@ mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
+
+/// The two tests measure the reader's speed: they must not compete for the CPUs.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Runs trace on `stress N`, counting stdout lines as they arrive and sampling the
 /// tracer's resident memory. Returns (lines, stderr, RSS samples in KiB).
 fn run(extra: &[&str], n: u64) -> (u64, String, Vec<u64>) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = build_prog("stress", &[]);
     let dir = bin.parent().unwrap().to_path_buf();
     let mut child = Command::new(TRACE)
