@@ -74,7 +74,7 @@ struct Cli {
     no_string_retry: bool,
 
     /// The program to run and trace, with its arguments.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     command: Vec<String>,
 }
 

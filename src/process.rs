@@ -56,11 +56,13 @@ pub enum SpawnError {
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpawnError::NotFound(c) => write!(
+            SpawnError::NotFound(c) if !c.contains('/') && Path::new(c).is_file() => write!(
                 f,
-                "command `{c}` not found (not a file, and not in $PATH); to trace a program in this \
-                 directory, write ./{c}"
+                "command `{c}` not found in $PATH; to trace the program in this directory, write ./{c}"
             ),
+            SpawnError::NotFound(c) => {
+                write!(f, "command `{c}` not found: no such file, and not in $PATH; check the spelling")
+            }
             SpawnError::NotExecutable(p) => {
                 write!(f, "{} is not executable; make it so with `chmod +x {}`", p.display(), p.display())
             }

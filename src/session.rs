@@ -177,7 +177,13 @@ fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), Error> {
         }
         Target::Pid(pid) => {
             let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| {
-                if e.kind() == io::ErrorKind::NotFound {
+                let is_process = std::path::Path::new(&format!("/proc/{pid}/status")).exists();
+                if is_process && e.kind() == io::ErrorKind::NotFound {
+                    Error::Process(format!(
+                        "process {pid} is a kernel thread: it runs no program in user space; trace a \
+                         user process, or kernel functions with -k"
+                    ))
+                } else if e.kind() == io::ErrorKind::NotFound {
                     Error::Process(format!(
                         "no process with pid {pid} (it may have exited); `pgrep NAME` finds pids"
                     ))

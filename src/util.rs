@@ -17,9 +17,9 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// Up to five candidates close to `wanted`, best first: small edit distance
-/// (at most a third of the length, at least 2), or sharing a prefix.
+/// (a quarter of the length, from 1 to 3), or sharing a prefix.
 pub fn close_matches<S: AsRef<str>>(wanted: &str, candidates: &[S]) -> Vec<String> {
-    let limit = (wanted.len() / 3).max(2);
+    let limit = (wanted.len() / 4).clamp(1, 3);
     let mut scored: Vec<(usize, &str)> = candidates
         .iter()
         .map(|c| c.as_ref())
