@@ -76,6 +76,17 @@ pub enum Depth {
     Exit,
 }
 
+/// Hidden probes that grow the set of traced processes (`tgids`) and send nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Register {
+    /// An ordinary probe: it records.
+    No,
+    /// The current process (the entry-point uprobe of `--watch`).
+    Current,
+    /// The pid in this u32 tracepoint field (`child_pid` of sched_process_fork, `-f`).
+    Field(i16),
+}
+
 /// Everything the generator needs to know about one probe.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProgSpec {
@@ -86,8 +97,8 @@ pub struct ProgSpec {
     pub values: Vec<Value>,
     pub string: StringOp,
     pub depth: Depth,
-    /// Add the current process to `tgids` (the entry-point probe of `--watch`).
-    pub register: bool,
+    /// Add a process to the traced set instead of recording anything.
+    pub register: Register,
     /// The kernel floor: a program that only returns 0 (for benchmarks).
     pub floor: bool,
 }
@@ -150,10 +161,22 @@ pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers) -> Result<Prog
     a.comment("who is running? r6 = context, r7 = tgid << 32 | tid");
     a.mov64(R6, R1).call(Helper::GetCurrentPidTgid).mov64(R7, R0);
     filter(&mut a, spec, maps);
-    if spec.register {
-        a.comment("register this process in the traced set (tgids[tgid] = 1)");
-        a.mov64(R1, R7).rsh64(R1, 32).stx(Size::W, R10, KEY4, R1).st(Size::W, R10, VAL4, 1);
+    match spec.register {
+        Register::No => {}
+        Register::Current => {
+            a.comment("register this process in the traced set (tgids[tgid] = 1); nothing to record");
+            a.mov64(R1, R7).rsh64(R1, 32);
+        }
+        Register::Field(off) => {
+            a.comment("a traced process forked: add the child (tgids[child_pid] = 1); nothing to record");
+            a.ldx(Size::W, R1, R6, off);
+        }
+    }
+    if spec.register != Register::No {
+        a.stx(Size::W, R10, KEY4, R1).st(Size::W, R10, VAL4, 1);
         map_update(&mut a, maps.tgids, KEY4, VAL4);
+        a.label("out").mov64(R0, 0).exit();
+        return a.link();
     }
     if spec.depth == Depth::Enter {
         depth_enter(&mut a, maps);

@@ -44,6 +44,11 @@ struct Cli {
     #[arg(short = 'k', long = "kfunc", value_name = "NAME", value_delimiter = ',')]
     kfuncs: Vec<String>,
 
+    /// Follow the children and threads the traced process creates; each line
+    /// then starts with its thread id.
+    #[arg(short = 'f', long)]
+    follow: bool,
+
     /// Show every event of the traced process, not only those inside its traced
     /// functions (e.g. the dynamic loader's opens before main).
     #[arg(short = 'a', long = "all")]
@@ -121,9 +126,10 @@ fn main() -> ExitCode {
             floor: cli.floor,
             no_string_retry: cli.no_string_retry,
         },
-        output: OutputOpts { ret: cli.ret, timing: cli.timing, show_tid: false },
+        output: OutputOpts { ret: cli.ret, timing: cli.timing, show_tid: cli.follow },
         ring_pages: cli.ring_pages,
         as_root: cli.as_root,
+        follow: cli.follow,
     };
     match session::run(&config) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),

@@ -77,11 +77,8 @@ impl<W: Write> Formatter<W> {
     /// Formats one record (records must come in time order).
     pub fn event(&mut self, r: &Record) -> io::Result<()> {
         let Some(probe) = self.probes.get(r.probe as usize) else {
-            return Ok(()); // the hidden registration probe, or a stray id
+            return Ok(()); // a stray id
         };
-        if probe.spec.register {
-            return Ok(());
-        }
         let (ret, pair) = (probe.ret, probe.pair);
         // Say which thread once two are traced at the same time: another thread
         // has a call in progress. Processes that run one after another (--watch)

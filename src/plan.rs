@@ -4,7 +4,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::codegen::{pt_regs, Ctx, Depth, Filter, ProgSpec, StringOp, Value};
+use crate::codegen::{pt_regs, Ctx, Depth, Filter, ProgSpec, Register, StringOp, Value};
 use crate::elf::{self, ElfFile};
 use crate::kallsyms::Kallsyms;
 use crate::tracefs::Tracefs;
@@ -100,12 +100,16 @@ impl Request {
     }
 }
 
-/// Whose events: a process we know (command or -p) or every process running a binary.
+/// Whose events.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scope {
-    Pid(u32),
-    /// `--watch`: uprobes system-wide on the binary.
+    /// One process (the command, or -p): uprobes opened for its pid.
+    Process,
+    /// `--watch`: every process that runs the binary; uprobes system-wide on it.
     Binary,
+    /// `-f`: the process and its descendants; uprobes system-wide, filtered in the
+    /// kernel by the traced set, which a fork probe grows.
+    Follow,
 }
 
 /// A probe the kernel cannot offer, reported by name and skipped.
@@ -120,9 +124,9 @@ pub struct Skipped {
 pub struct Plan {
     pub probes: Vec<Probe>,
     pub skipped: Vec<Skipped>,
-    /// A hidden probe on the binary's entry point that adds each new process to the
-    /// traced set (only `--watch` needs it).
-    pub register: Option<Probe>,
+    /// Hidden probes that grow the traced set and print nothing: the binary's
+    /// entry point for `--watch`, the fork tracepoint for `-f`.
+    pub hidden: Vec<Probe>,
 }
 
 /// Why a plan could not be made; each names what the user typed.
@@ -184,6 +188,8 @@ pub struct Env<'a> {
     /// The traced pid, when known (for /proc/PID/maps library lookup).
     pub pid: Option<u32>,
     pub scope: Scope,
+    /// `-f`: add the fork probe.
+    pub follow: bool,
     pub tracefs: Option<&'a Tracefs>,
     /// The kernel's functions, when /proc/kallsyms is readable: names are checked
     /// against it first, so a misspelling fails on every kernel.
@@ -239,7 +245,7 @@ impl Builder {
                 values: evals,
                 string,
                 depth: depth(true),
-                register: false,
+                register: Register::No,
                 floor,
             },
             values: edesc,
@@ -265,7 +271,7 @@ impl Builder {
                 values: rvals,
                 string,
                 depth: depth(false),
-                register: false,
+                register: Register::No,
                 floor,
             },
             values: rdesc,
@@ -351,9 +357,10 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
     let inside = !prog_syms.is_empty() && !req.all_events;
     let others = if inside { Filter::Inside } else { Filter::Tgid };
     let prog_filter = match env.scope {
-        // A uprobe opened for one pid only fires in that process.
-        Scope::Pid(_) => Filter::None,
-        Scope::Binary => Filter::None,
+        // A uprobe opened for one pid fires only in that process; one on the
+        // binary fires in every process that runs it, all of which --watch traces.
+        Scope::Process | Scope::Binary => Filter::None,
+        Scope::Follow => Filter::Tgid,
     };
 
     for sym in &prog_syms {
@@ -473,10 +480,56 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
         );
     }
 
-    let needs_register = env.scope == Scope::Binary && b.probes.iter().any(|p| p.spec.filter == Filter::Tgid);
-    let register =
-        if needs_register { Some(register_probe(target, &canon, b.probes.len() as u32)?) } else { None };
-    Ok(Plan { probes: b.probes, skipped, register })
+    let mut hidden = Vec::new();
+    let mut next_id = b.probes.len() as u32;
+    let needs_entry = env.scope == Scope::Binary && b.probes.iter().any(|p| p.spec.filter == Filter::Tgid);
+    if needs_entry {
+        hidden.push(register_probe(target, &canon, next_id)?);
+        next_id += 1;
+    }
+    if env.follow {
+        let tfs = env.tracefs.ok_or_else(|| PlanError::TooManyValues("-f needs tracefs".into()))?;
+        hidden.push(fork_probe(tfs, next_id)?);
+    }
+    Ok(Plan { probes: b.probes, skipped, hidden })
+}
+
+fn hidden_spec(id: u32, ctx: Ctx, register: Register) -> ProgSpec {
+    ProgSpec {
+        probe_id: id,
+        ctx,
+        filter: if matches!(register, Register::Field(_)) { Filter::Tgid } else { Filter::None },
+        values: vec![],
+        string: StringOp::None,
+        depth: Depth::None,
+        register,
+        floor: false,
+    }
+}
+
+/// The hidden fork probe of `-f`: when a traced process forks (or makes a
+/// thread), the child joins the traced set.
+fn fork_probe(tfs: &Tracefs, id: u32) -> Result<Probe, PlanError> {
+    let fmt = tfs.event_format("sched", "sched_process_fork").map_err(PlanError::Tracefs)?;
+    let child = fmt
+        .field("child_pid")
+        .ok_or_else(|| PlanError::TooManyValues("sched/sched_process_fork has no child_pid field".into()))?;
+    Ok(Probe {
+        id,
+        kind: Kind::Syscall,
+        ret: false,
+        func: "fork".into(),
+        attach: Attach::Tracepoint {
+            category: "sched".into(),
+            name: "sched_process_fork".into(),
+            id: fmt.id,
+        },
+        spec: hidden_spec(id, Ctx::Tracepoint, Register::Field(child.offset as i16)),
+        values: vec![],
+        string_arg: None,
+        show_comm: false,
+        pair: id,
+    })
 }
 
 /// The hidden entry-point probe of `--watch`.
@@ -488,16 +541,7 @@ fn register_probe(target: &ElfFile, canon: &Path, id: u32) -> Result<Probe, Plan
         ret: false,
         func: sym.name.clone(),
         attach: uprobe(canon, &sym),
-        spec: ProgSpec {
-            probe_id: id,
-            ctx: Ctx::PtRegs,
-            filter: Filter::None,
-            values: vec![],
-            string: StringOp::None,
-            depth: Depth::None,
-            register: true,
-            floor: false,
-        },
+        spec: hidden_spec(id, Ctx::PtRegs, Register::Current),
         values: vec![],
         string_arg: None,
         show_comm: false,

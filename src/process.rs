@@ -233,6 +233,32 @@ impl HeldChild {
         }
     }
 
+    /// Reaps every child that has ended (the command and, with a subreaper, any
+    /// orphaned descendant). Returns the command's exit once it has ended, and
+    /// whether any child is still running.
+    pub fn reap_descendants(&mut self) -> (Option<Exit>, bool) {
+        let mut exit = None;
+        loop {
+            let status = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => return (exit, true),
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => return (exit, false), // ECHILD: nobody left
+                Ok(status) => status,
+            };
+            let ended = match status {
+                WaitStatus::Exited(pid, code) if pid == self.pid => Some(Exit::Code(code)),
+                WaitStatus::Signaled(pid, sig, core) if pid == self.pid => {
+                    Some(Exit::Signal(sig as i32, core))
+                }
+                _ => None, // a descendant, or a stop
+            };
+            if ended.is_some() {
+                self.reaped = true;
+                exit = ended;
+            }
+        }
+    }
+
     pub fn signal(&self, sig: Signal) {
         if !self.reaped {
             let _ = signal::kill(self.pid, sig);
@@ -248,6 +274,15 @@ impl Drop for HeldChild {
             self.signal(Signal::SIGKILL);
             let _ = self.wait();
         }
+    }
+}
+
+/// Makes orphaned descendants of the tracer its children (prctl
+/// PR_SET_CHILD_SUBREAPER), so `-f` can wait for all of them.
+pub fn become_subreaper() {
+    // SAFETY: prctl with PR_SET_CHILD_SUBREAPER takes an integer flag only.
+    unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
     }
 }
 

@@ -21,7 +21,7 @@ use crate::kernel::KernelVersion;
 use crate::output::{Formatter, OutputOpts};
 use crate::perf::ring::{Record as RingRecord, Ring};
 use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
-use crate::process::{Creds, Exit, HeldChild};
+use crate::process::{self, Creds, Exit, HeldChild};
 use crate::record::Record;
 use crate::tracefs::Tracefs;
 
@@ -46,6 +46,8 @@ pub struct Config {
     pub ring_pages: usize,
     /// Run the command as root even under sudo.
     pub as_root: bool,
+    /// `-f`: follow the children and threads the traced process creates.
+    pub follow: bool,
 }
 
 /// Why a session failed before or while tracing.
@@ -239,17 +241,23 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     } else {
         cfg.request.clone()
     };
-    let tracefs = if req.syscalls.is_empty() { None } else { Some(Tracefs::open().map_err(Error::Tracefs)?) };
+    let tracefs = if req.syscalls.is_empty() && !cfg.follow {
+        None
+    } else {
+        Some(Tracefs::open().map_err(Error::Tracefs)?)
+    };
     let kallsyms = if req.kfuncs.is_empty() { None } else { Kallsyms::load().ok() };
     let no_kprobes = if req.kfuncs.is_empty() { None } else { kprobe_unavailable() };
     let scope = match cfg.target {
         Target::Watch(_) => Scope::Binary,
-        _ => Scope::Pid(known_pid.unwrap_or(0)),
+        _ if cfg.follow => Scope::Follow,
+        _ => Scope::Process,
     };
     let env = plan::Env {
         target: &elf,
         pid: known_pid,
         scope,
+        follow: cfg.follow,
         tracefs: tracefs.as_ref(),
         kallsyms: kallsyms.as_ref(),
         kprobes: no_kprobes.is_none(),
@@ -268,6 +276,10 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let programs = load_programs(&plan, &maps, kernel)?;
     let rings = open_rings(&online, cfg.ring_pages, &maps)?;
 
+    if cfg.follow {
+        // Orphaned descendants become our children, so we can wait for them all.
+        process::become_subreaper();
+    }
     // Start the command held before exec, so its pid is known before attaching.
     let mut child = match &cfg.target {
         Target::Command(argv) => {
@@ -280,9 +292,10 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     if let Some(pid) = pid {
         maps.add_tgid(pid)?;
     }
-    let attached = attach_all(&plan, &programs, pid)?;
+    let per_pid = if scope == Scope::Process { pid } else { None };
+    let attached = attach_all(&plan, &programs, per_pid)?;
     let mut live = Live { attached, _programs: programs, rings, maps };
-    eprintln!("Attaching {} probes...", live.attached.len() - usize::from(plan.register.is_some()));
+    eprintln!("Attaching {} probes...", live.attached.len() - plan.hidden.len());
 
     let signals = block_signals()?;
     if let Some(c) = child.as_mut() {
@@ -292,13 +305,11 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         (Target::Pid(_), Some(p)) => pidfd_open(p),
         _ => None,
     };
-    let mut probes = plan.probes.clone();
-    if let Some(r) = &plan.register {
-        probes.push(r.clone());
-    }
+    let probes = plan.probes.clone();
     let stdout = io::stdout().lock();
     let mut fmt = Formatter::new(io::BufWriter::with_capacity(64 * 1024, stdout), probes, cfg.output);
-    let summary = event_loop(&mut live, &mut fmt, &signals, child.as_mut(), pidfd.as_ref(), &cfg.target);
+    let summary =
+        event_loop(&mut live, &mut fmt, &signals, child.as_mut(), pidfd.as_ref(), &cfg.target, cfg.follow);
     let dropped = live.maps.dropped(possible.len());
     drop(live); // detach everything before reporting
     let mut summary = summary?;
@@ -339,7 +350,7 @@ fn load_programs(plan: &Plan, maps: &Maps, kernel: KernelVersion) -> Result<Vec<
     let fds = maps.fds();
     plan.probes
         .iter()
-        .chain(plan.register.iter())
+        .chain(plan.hidden.iter())
         .map(|p| {
             let prog = codegen::generate(&p.spec, &fds, helpers).map_err(Error::Asm)?;
             let prog_type = match p.spec.ctx {
@@ -388,7 +399,7 @@ fn injected_attach_failure(i: usize) -> Option<crate::perf::PerfError> {
 
 fn attach_all(plan: &Plan, programs: &[LoadedProgram], pid: Option<u32>) -> Result<Vec<Attached>, Error> {
     let mut out = Vec::with_capacity(programs.len());
-    for (i, (p, prog)) in plan.probes.iter().chain(plan.register.iter()).zip(programs).enumerate() {
+    for (i, (p, prog)) in plan.probes.iter().chain(plan.hidden.iter()).zip(programs).enumerate() {
         let err = |err| Error::Perf { probe: probe_label(p), err };
         if let Some(e) = injected_attach_failure(i) {
             return Err(err(e));
@@ -398,8 +409,8 @@ fn attach_all(plan: &Plan, programs: &[LoadedProgram], pid: Option<u32>) -> Resu
                 // A uprobe for one pid fires only in that process; without a pid it
                 // is system-wide (cpu 0 is enough: the program runs on every CPU).
                 let (pid, cpu) = match pid {
-                    Some(pid) if !p.spec.register => (pid as i32, -1),
-                    _ => (-1, 0),
+                    Some(pid) => (pid as i32, -1),
+                    None => (-1, 0),
                 };
                 crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu).map_err(err)?
             }
@@ -512,6 +523,7 @@ fn event_loop<W: Write>(
     mut child: Option<&mut HeldChild>,
     pidfd: Option<&OwnedFd>,
     target: &Target,
+    follow: bool,
 ) -> Result<Summary, Error> {
     let mut merger = Merger { heap: BinaryHeap::new(), seq: 0 };
     let mut summary = Summary::default();
@@ -546,7 +558,13 @@ fn event_loop<W: Write>(
             }
         }
         if let Some(c) = child.as_deref_mut() {
-            if let Some(exit) = c.try_wait() {
+            if follow {
+                // With -f the trace ends when the command and every descendant
+                // (reparented to us) have exited.
+                let (exit, others_left) = c.reap_descendants();
+                summary.exit = summary.exit.or(exit);
+                stop = summary.exit.is_some() && !others_left;
+            } else if let Some(exit) = c.try_wait() {
                 summary.exit = Some(exit);
                 stop = true;
             }
