@@ -40,8 +40,7 @@ impl Kallsyms {
 
     /// Functions close to a misspelled name.
     pub fn close_matches(&self, name: &str) -> Vec<String> {
-        let names: Vec<&str> = self.functions.keys().map(String::as_str).collect();
-        crate::util::close_matches(name, &names)
+        crate::util::close_matches(name, self.functions.keys().map(String::as_str))
     }
 
     /// All function names (for `trace -l`).

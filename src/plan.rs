@@ -416,7 +416,7 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
         let exit = format!("sys_exit_{name}");
         let efmt = tfs.event_format("syscalls", &enter).map_err(|_| PlanError::UnknownSyscall {
             name: name.clone(),
-            close: crate::util::close_matches(name, &tfs.syscalls()),
+            close: crate::util::close_matches(name, tfs.syscalls().iter().map(String::as_str)),
         })?;
         let xfmt = tfs.event_format("syscalls", &exit).map_err(PlanError::Tracefs)?;
         let fields: Vec<_> = efmt.fields.iter().filter(|f| f.name != "__syscall_nr").collect();

@@ -4,8 +4,8 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
 use super::ldcache::{cache_entries, is_x86_64_libc6, ld_cache_lookup};
-use super::similar::close_matches;
 use super::{ElfFile, LibError, ResolveError, Symbol};
+use crate::util::close_matches;
 
 /// How deep `DT_NEEDED` is followed: the program's libraries and theirs.
 const NEEDED_DEPTH: usize = 2;

@@ -21,7 +21,6 @@ mod ldcache;
 mod library;
 mod parse;
 mod program;
-mod similar;
 mod symbols;
 
 #[cfg(test)]
@@ -31,7 +30,6 @@ pub use error::{ElfError, LibError, ResolveError};
 pub use ldcache::{is_x86_64_libc6, ld_cache_lookup, parse_ld_cache, LD_SO_CACHE};
 pub use library::{parse_proc_maps, resolve_library_function};
 pub use parse::ElfFile;
-pub use similar::{close_matches, edit_distance};
 
 /// What a function symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -6,8 +6,8 @@ use goblin::elf::section_header::{SHT_NOBITS, SHT_PROGBITS};
 use goblin::elf::sym::{STB_GLOBAL, STB_LOCAL, STB_WEAK, STT_GNU_IFUNC};
 
 use super::parse::{is_exec_load, split_version, vaddr_to_offset, RawSym};
-use super::similar::close_matches;
 use super::{ElfFile, ResolveError, SymKind, Symbol};
+use crate::util::close_matches;
 
 /// A name as the user typed it: `open`, `open@GLIBC_2.2.5` or `open@@GLIBC_2.2.5`.
 struct Query {

@@ -296,42 +296,8 @@ fn mount_tracefs(target: &Path) -> Result<(), Errno> {
     }
 }
 
-/// Up to five names from `candidates` close to `wanted`, best first: Levenshtein
-/// distance at most a fifth of the name's length (1 to 3: the events of a category
-/// share long prefixes, so a looser bound suggests unrelated events), then names
-/// that merely start with `wanted`.
 fn close_matches(wanted: &str, candidates: &[String]) -> Vec<String> {
-    let limit = (wanted.len() / 5).clamp(1, 3);
-    let mut scored: Vec<(usize, &String)> = candidates
-        .iter()
-        .filter(|c| c.as_str() != wanted)
-        .filter_map(|c| match levenshtein(wanted, c) {
-            d if d <= limit => Some((d, c)),
-            _ if wanted.len() >= 3 && c.starts_with(wanted) => Some((limit + 1, c)),
-            _ => None,
-        })
-        .collect();
-    scored.sort();
-    scored.into_iter().take(5).map(|(_, c)| c.clone()).collect()
-}
-
-/// Edit distance (insertions, deletions, substitutions) between two byte strings.
-fn levenshtein(a: &str, b: &str) -> usize {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len().abs_diff(b.len()) > 64 {
-        return a.len().abs_diff(b.len()); // a lower bound, and far beyond any limit
-    }
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, &ca) in a.iter().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, &cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = if ca == cb { diagonal } else { 1 + diagonal.min(above).min(row[j]) };
-            diagonal = above;
-        }
-    }
-    row[b.len()]
+    crate::util::close_matches(wanted, candidates.iter().map(String::as_str))
 }
 
 #[cfg(test)]
@@ -422,17 +388,14 @@ mod tests {
             .collect();
         assert_eq!(close_matches("sys_enter_opn", &names), ["sys_enter_open"]);
         assert_eq!(close_matches("sys_enter_rea", &names), ["sys_enter_read"]);
-        // Prefix matches only, in name order.
+        // Prefix matches only: shortest first, then in name order.
         assert_eq!(
             close_matches("sys_enter", &names),
-            ["sys_enter_close", "sys_enter_open", "sys_enter_openat", "sys_enter_read"]
+            ["sys_enter_open", "sys_enter_read", "sys_enter_close", "sys_enter_openat"]
         );
         assert_eq!(close_matches("sys_entr_opn", &names), ["sys_enter_open"]);
         assert_eq!(close_matches("sys_enter_open", &names), ["sys_enter_openat"]);
         assert_eq!(close_matches("zzz", &names), Vec::<String>::new());
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("abc", "abc"), 0);
     }
 
     #[test]
