@@ -135,12 +135,26 @@ pub enum PlanError {
     Elf(elf::ElfError),
     Resolve(elf::ResolveError),
     Library(elf::LibError),
-    NoFunctions { binary: PathBuf, pattern: String, stripped: bool },
+    NoFunctions {
+        binary: PathBuf,
+        pattern: String,
+        stripped: bool,
+    },
     Tracefs(crate::tracefs::TracefsError),
-    UnknownSyscall { name: String, close: Vec<String> },
-    KernelFunction { name: String, close: Vec<String> },
+    UnknownSyscall {
+        name: String,
+        close: Vec<String>,
+    },
+    KernelFunction {
+        name: String,
+        close: Vec<String>,
+    },
     Kallsyms(std::io::Error),
-    TooManyValues(String),
+    /// A tracepoint's format file lacks what trace relies on (a kernel it does not know).
+    Format {
+        event: String,
+        problem: String,
+    },
 }
 
 impl fmt::Display for PlanError {
@@ -167,7 +181,11 @@ impl fmt::Display for PlanError {
                 did_you_mean(f, close)
             }
             PlanError::Kallsyms(e) => write!(f, "cannot read /proc/kallsyms: {e}"),
-            PlanError::TooManyValues(s) => write!(f, "{s}"),
+            PlanError::Format { event, problem } => write!(
+                f,
+                "the tracepoint {event} {problem}; this kernel's format differs from what trace knows, \
+                 please report it with the output of `cat /sys/kernel/tracing/events/{event}/format`"
+            ),
         }
     }
 }
@@ -421,7 +439,10 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
         let xfmt = tfs.event_format("syscalls", &exit).map_err(PlanError::Tracefs)?;
         let fields: Vec<_> = efmt.fields.iter().filter(|f| f.name != "__syscall_nr").collect();
         if fields.len() > crate::record::NVALS {
-            return Err(PlanError::TooManyValues(format!("syscall {name} has more than 6 fields")));
+            return Err(PlanError::Format {
+                event: format!("syscalls/{enter}"),
+                problem: format!("has {} fields, more than the 6 a record holds", fields.len()),
+            });
         }
         let ev =
             fields.iter().map(|f| Value::Field { offset: f.offset as i16, size: f.size as u8 }).collect();
@@ -435,9 +456,10 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
             })
             .collect();
         let string_arg = fields.iter().position(|f| f.is_user_string());
-        let ret = xfmt
-            .field("ret")
-            .ok_or_else(|| PlanError::TooManyValues(format!("syscalls/{exit} has no `ret` field")))?;
+        let ret = xfmt.field("ret").ok_or_else(|| PlanError::Format {
+            event: format!("syscalls/{exit}"),
+            problem: "has no `ret` field".into(),
+        })?;
         let rv = vec![Value::Field { offset: ret.offset as i16, size: ret.size as u8 }];
         let rd = vec![ValueDesc { name: "ret".into(), size: ret.size as u8, signed: true, pointer: false }];
         let tp = |n: &str, id| Attach::Tracepoint { category: "syscalls".into(), name: n.into(), id };
@@ -488,7 +510,7 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
         next_id += 1;
     }
     if env.follow {
-        let tfs = env.tracefs.ok_or_else(|| PlanError::TooManyValues("-f needs tracefs".into()))?;
+        let tfs = env.tracefs.expect("the session opens tracefs for -f");
         hidden.push(fork_probe(tfs, next_id)?);
     }
     Ok(Plan { probes: b.probes, skipped, hidden })
@@ -511,9 +533,10 @@ fn hidden_spec(id: u32, ctx: Ctx, register: Register) -> ProgSpec {
 /// thread), the child joins the traced set.
 fn fork_probe(tfs: &Tracefs, id: u32) -> Result<Probe, PlanError> {
     let fmt = tfs.event_format("sched", "sched_process_fork").map_err(PlanError::Tracefs)?;
-    let child = fmt
-        .field("child_pid")
-        .ok_or_else(|| PlanError::TooManyValues("sched/sched_process_fork has no child_pid field".into()))?;
+    let child = fmt.field("child_pid").ok_or_else(|| PlanError::Format {
+        event: "sched/sched_process_fork".into(),
+        problem: "has no child_pid field".into(),
+    })?;
     Ok(Probe {
         id,
         kind: Kind::Syscall,
