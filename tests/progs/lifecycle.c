@@ -3,6 +3,7 @@
  *   sleep   calls step() then sleeps 60 s (to be interrupted)
  *   crash   calls step() then dereferences NULL
  *   many N  calls step() N times
+ *   tick N  calls step() every 50 ms, N times
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,14 @@ int main(int argc, char **argv)
 		long n = argc > 2 ? atol(argv[2]) : 1000;
 		for (long i = 0; i < n; i++)
 			step(i);
+		return 0;
+	}
+	if (strcmp(mode, "tick") == 0) {
+		long n = argc > 2 ? atol(argv[2]) : 1000;
+		for (long i = 0; i < n; i++) {
+			usleep(50000);
+			step(i);
+		}
 		return 0;
 	}
 	sleep(60);
