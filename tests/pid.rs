@@ -48,7 +48,7 @@ fn the_trace_ends_when_the_process_exits() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("process {} exited", target.id())), "{err}");
     let lines = stdout_lines(&out);
-    assert!(!lines.is_empty() && lines.len() % 2 == 0, "{lines:?}");
+    assert!(!lines.is_empty() && lines.len().is_multiple_of(2), "{lines:?}");
     assert!(lines.chunks(2).all(|p| p == ["> step", "< step"]), "{lines:?}");
     target.wait().unwrap();
 }
