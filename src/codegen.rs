@@ -178,10 +178,10 @@ pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers) -> Result<Prog
         a.label("out").mov64(R0, 0).exit();
         return a.link();
     }
+    fill_record(&mut a, spec);
     if spec.depth == Depth::Enter {
         depth_enter(&mut a, maps);
     }
-    fill_record(&mut a, spec);
     match spec.string {
         StringOp::None => {}
         StringOp::Read { ptr, pair } => read_string(&mut a, ptr, pair, maps, helpers),
@@ -303,7 +303,7 @@ fn read_into_record(a: &mut Asm, helpers: Helpers) {
         .mov64(R2, record::STR_LEN as i32)
         .mov64(R3, R8)
         .call(helpers.read_user_str)
-        .stx(Size::DW, R10, rec(record::OFF_STR_RET), R0)
+        .stx(Size::W, R10, rec(record::OFF_STR_RET), R0)
         .mov64(R9, record::FULL_SIZE as i32);
 }
 
@@ -341,7 +341,7 @@ fn retry_string(a: &mut Asm, pair: u32, maps: &MapFds, helpers: Helpers) {
 }
 
 fn depth_enter(a: &mut Asm, maps: &MapFds) {
-    a.comment("depth: this thread is now inside a traced function (depth[tid] += 1)");
+    a.comment("depth: record the calls in progress, then count this one (depth[tid] += 1)");
     a.stx(Size::W, R10, KEY4, R7);
     map_lookup(a, maps.depth, KEY4);
     a.jmp(JmpOp::Jne, R0, 0, "depth_inc");
@@ -349,18 +349,22 @@ fn depth_enter(a: &mut Asm, maps: &MapFds) {
     map_update(a, maps.depth, KEY4, VAL4);
     a.ja("depth_done");
     // Only this thread touches its own entry, so a plain read-modify-write is safe.
-    a.label("depth_inc").ldx(Size::W, R1, R0, 0).add64(R1, 1).stx(Size::W, R0, 0, R1);
+    a.label("depth_inc")
+        .ldx(Size::W, R1, R0, 0)
+        .stx(Size::W, R10, rec(record::OFF_DEPTH), R1)
+        .add64(R1, 1)
+        .stx(Size::W, R0, 0, R1);
     a.label("depth_done");
 }
 
 fn depth_exit(a: &mut Asm, maps: &MapFds) {
-    a.comment("depth: leaving a traced function (depth[tid] -= 1, removed at 0)");
+    a.comment("depth: this call is over (depth[tid] -= 1, removed at 0); record what remains");
     a.stx(Size::W, R10, KEY4, R7);
     map_lookup(a, maps.depth, KEY4);
     a.jmp(JmpOp::Jeq, R0, 0, "depth_out");
     a.ldx(Size::W, R1, R0, 0).jmp(JmpOp::Jgt, R1, 1, "depth_dec");
     map_delete(a, maps.depth, KEY4);
     a.ja("depth_out");
-    a.label("depth_dec").add64(R1, -1).stx(Size::W, R0, 0, R1);
+    a.label("depth_dec").add64(R1, -1).stx(Size::W, R0, 0, R1).stx(Size::W, R10, rec(record::OFF_DEPTH), R1);
     a.label("depth_out");
 }

@@ -44,8 +44,6 @@ struct Hole {
 
 #[derive(Default)]
 struct Thread {
-    /// Nesting of program functions.
-    prog: usize,
     /// Nesting of kernel functions.
     kernel: usize,
     /// (entry probe id, entry time) of the calls in progress.
@@ -92,7 +90,7 @@ impl<W: Write> Formatter<W> {
         }
         let line = if ret { self.exit_line(r.probe, r) } else { self.entry_line(r.probe, r) };
         if let Some(t) = self.threads.get(&r.tid) {
-            if t.calls.is_empty() && t.prog == 0 && t.kernel == 0 {
+            if t.calls.is_empty() && t.kernel == 0 {
                 self.threads.remove(&r.tid); // idle: keep only threads with calls in progress
             }
         }
@@ -112,11 +110,8 @@ impl<W: Write> Formatter<W> {
         t.calls.push((id, r.ktime));
         let mut hole = None;
         let mut text = match p.kind {
-            Kind::ProgFunc => {
-                let s = format!("{}> {}", "  ".repeat(t.prog), p.func);
-                t.prog += 1;
-                s
-            }
+            // Nesting from the kernel's own count: right even when records were lost.
+            Kind::ProgFunc => format!("{}> {}", "  ".repeat(r.depth as usize), p.func),
             Kind::LibFunc => {
                 let mut s = format!(".. enter {}", p.func);
                 if p.string_arg.is_some() {
@@ -147,7 +142,7 @@ impl<W: Write> Formatter<W> {
         };
         if p.show_comm {
             text.push_str(" with command ");
-            text.push_str(&r.comm);
+            text.push_str(&r.comm());
         }
         Some(Line { text, hole })
     }
@@ -163,10 +158,7 @@ impl<W: Write> Formatter<W> {
             None => None,
         };
         let mut text = match p.kind {
-            Kind::ProgFunc => {
-                t.prog = t.prog.saturating_sub(1);
-                format!("{}< {}", "  ".repeat(t.prog), p.func)
-            }
+            Kind::ProgFunc => format!("{}< {}", "  ".repeat(r.depth as usize), p.func),
             Kind::LibFunc => format!(".. exit {}", p.func),
             Kind::Syscall => format!(".... Exit {}() systemcall", p.func),
             Kind::KFunc => {
@@ -236,7 +228,7 @@ fn push_string(s: &mut String, hole: &mut Option<Hole>, r: &Record, id: u32) {
     match &r.string {
         Some(text) => s.push_str(text),
         None => {
-            let why = match crate::errno::name(-r.str_ret) {
+            let why = match crate::errno::name(-i64::from(r.str_ret)) {
                 Some(n) if r.str_ret < 0 => n.to_string(),
                 _ => format!("error {}", r.str_ret),
             };

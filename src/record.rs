@@ -12,7 +12,8 @@
 //!     16    8  ktime      bpf_ktime_get_ns(): CLOCK_MONOTONIC, merges the per-CPU rings
 //!     24   48  vals[6]    entry: arguments / tracepoint fields; return: vals[0] = return value
 //!     72    8  str_ptr    user pointer of the string argument, if the probe has one
-//!     80    8  str_ret    what bpf_probe_read_user_str returned (length with NUL, or -errno)
+//!     80    4  str_ret    what bpf_probe_read_user_str returned (length with NUL, or -errno)
+//!     84    4  depth      program functions: the thread's nesting, kept by the kernel
 //!     88   16  comm       bpf_get_current_comm()
 //!    104  256  str        the string (only in records of probes that carry one)
 //! ```
@@ -28,6 +29,7 @@ pub const OFF_VALS: i16 = 24;
 pub const NVALS: usize = 6;
 pub const OFF_STR_PTR: i16 = 72;
 pub const OFF_STR_RET: i16 = 80;
+pub const OFF_DEPTH: i16 = 84;
 pub const OFF_COMM: i16 = 88;
 pub const COMM_LEN: usize = 16;
 /// Size of a record without a string.
@@ -61,8 +63,13 @@ pub struct Record {
     pub ktime: u64,
     pub vals: [u64; NVALS],
     pub str_ptr: u64,
-    pub str_ret: i64,
-    pub comm: String,
+    pub str_ret: i32,
+    /// Nesting of program functions on this thread (entry: calls already in
+    /// progress; return: calls still in progress after this one).
+    pub depth: u32,
+    /// The command name as the kernel keeps it: NUL-padded bytes (no allocation
+    /// per record; see [`Record::comm`]).
+    pub comm: [u8; COMM_LEN],
     /// The string, if the record carries one that was read successfully.
     pub string: Option<String>,
 }
@@ -87,7 +94,20 @@ pub fn c_string(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// A command name as the kernel stores it (`file-io` -> NUL-padded 16 bytes).
+pub fn comm_bytes(name: &str) -> [u8; COMM_LEN] {
+    let mut out = [0u8; COMM_LEN];
+    let n = name.len().min(COMM_LEN - 1);
+    out[..n].copy_from_slice(&name.as_bytes()[..n]);
+    out
+}
+
 impl Record {
+    /// The command name, up to its NUL.
+    pub fn comm(&self) -> String {
+        c_string(&self.comm)
+    }
+
     /// Decodes the raw payload of a perf sample.
     pub fn decode(b: &[u8]) -> Result<Record, TooShort> {
         if b.len() < FIXED_SIZE {
@@ -98,7 +118,7 @@ impl Record {
         for (i, v) in vals.iter_mut().enumerate() {
             *v = u64_at(b, OFF_VALS + 8 * i as i16);
         }
-        let str_ret = u64_at(b, OFF_STR_RET) as i64;
+        let str_ret = u32_at(b, OFF_STR_RET) as i32;
         let has_string = flags.intersects(Flags::STR_PRESENT | Flags::STR_RETRY) && str_ret > 0;
         let string =
             if has_string && b.len() >= FULL_SIZE { Some(c_string(&b[FIXED_SIZE..FULL_SIZE])) } else { None };
@@ -112,7 +132,8 @@ impl Record {
             vals,
             str_ptr: u64_at(b, OFF_STR_PTR),
             str_ret,
-            comm: c_string(&b[comm_at..comm_at + COMM_LEN]),
+            depth: u32_at(b, OFF_DEPTH),
+            comm: b[comm_at..comm_at + COMM_LEN].try_into().expect("16 bytes"),
             string,
         })
     }
@@ -136,10 +157,9 @@ impl Record {
             put64(&mut b, OFF_VALS + 8 * i as i16, *v);
         }
         put64(&mut b, OFF_STR_PTR, self.str_ptr);
-        put64(&mut b, OFF_STR_RET, self.str_ret as u64);
-        let comm = self.comm.as_bytes();
-        let n = comm.len().min(COMM_LEN - 1);
-        b[OFF_COMM as usize..OFF_COMM as usize + n].copy_from_slice(&comm[..n]);
+        put32(&mut b, OFF_STR_RET, self.str_ret as u32);
+        put32(&mut b, OFF_DEPTH, self.depth);
+        b[OFF_COMM as usize..OFF_COMM as usize + COMM_LEN].copy_from_slice(&self.comm);
         if let Some(s) = &self.string {
             let n = s.len().min(STR_LEN - 1);
             b[FIXED_SIZE..FIXED_SIZE + n].copy_from_slice(&s.as_bytes()[..n]);
@@ -172,7 +192,8 @@ mod tests {
             vals: [1, 2, 3, u64::MAX, 5, 6],
             str_ptr: 0x5555_0000_1000,
             str_ret: 11,
-            comm: "file-io".into(),
+            depth: 2,
+            comm: comm_bytes("file-io"),
             string: Some("output.txt".into()),
         };
         let bytes = r.encode();
@@ -193,7 +214,8 @@ mod tests {
             vals: [0; NVALS],
             str_ptr: 3,
             str_ret: -14,
-            comm: "x".into(),
+            depth: 0,
+            comm: comm_bytes("x"),
             string: None,
         };
         let mut bytes = r.encode();

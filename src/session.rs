@@ -374,9 +374,9 @@ pub fn probe_label(p: &Probe) -> String {
 fn open_rings(cpus: &[u32], pages: usize, maps: &Maps) -> Result<Vec<Ring>, Error> {
     let page =
         nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as usize;
-    // Wake the reader when a quarter of the ring is full; the poll timeout bounds
-    // the latency when events are few.
-    let watermark = (pages * page / 4).max(1) as u32;
+    // Wake the reader when an eighth of the ring is full: early enough to leave
+    // room while it works; the poll timeout bounds the latency when events are few.
+    let watermark = (pages * page / 8).max(1) as u32;
     cpus.iter()
         .map(|&cpu| {
             let ring = Ring::open(cpu, pages, watermark)

@@ -254,11 +254,13 @@ impl Ring {
         let head = self.header_word(DATA_HEAD).load(Ordering::Acquire);
         let tail = self.tail;
         self.copy_live_bytes(tail, head);
+        // Everything up to head is in the shadow now: give the space back to the
+        // kernel before parsing, so the producer can go on while we decode.
+        // Release: our copy happens before the kernel sees the space free.
+        self.header_word(DATA_TAIL).store(head, Ordering::Release);
         let out = parse_records(&self.shadow, tail, head, &mut self.scratch, f);
         self.malformed += out.malformed as u64;
-        self.tail = out.tail;
-        // Release: our reads of the records happen before the kernel sees the space free.
-        self.header_word(DATA_TAIL).store(out.tail, Ordering::Release);
+        self.tail = head;
         out.records
     }
 
