@@ -162,7 +162,8 @@ impl HeldChild {
             |what: &'static str| move |e: nix::Error| SpawnError::Os(what.to_string(), io::Error::from(e));
         let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(os("pipe"))?;
         let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(os("pipe"))?;
-        let pid = fork_held(&c_path, &c_argv, creds, go_read, err_write).map_err(os("fork"))?;
+        let held = Held { go_read, go_write: go_write.as_raw_fd(), err_write, parent: nix::unistd::getpid() };
+        let pid = fork_held(&c_path, &c_argv, creds, held).map_err(os("fork"))?;
         Ok(HeldChild { pid, go: Some(go_write), exec_err: err_read, reaped: false })
     }
 
@@ -286,16 +287,21 @@ pub fn become_subreaper() {
     }
 }
 
-/// The one fork of the tracer. The child only makes async-signal-safe calls
-/// (sigprocmask, signal, read, setgroups/setgid/setuid, execv, write, _exit) on
-/// data prepared before the fork.
-fn fork_held(
-    path: &CString,
-    argv: &[CString],
-    creds: Option<&Creds>,
+/// The pipe ends the held child uses, and who its parent is.
+struct Held {
     go_read: OwnedFd,
+    /// The parent's end, which the child must close: while the child holds it,
+    /// its read could never see the parent go away.
+    go_write: std::os::fd::RawFd,
     err_write: OwnedFd,
-) -> nix::Result<Pid> {
+    parent: Pid,
+}
+
+/// The one fork of the tracer. The child only makes async-signal-safe calls
+/// (prctl, getppid, close, sigprocmask, signal, read, setgroups/setgid/setuid,
+/// execv, write, _exit) on data prepared before the fork.
+fn fork_held(path: &CString, argv: &[CString], creds: Option<&Creds>, held: Held) -> nix::Result<Pid> {
+    let Held { go_read, go_write, err_write, parent } = held;
     let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let groups: Vec<libc::gid_t> = creds.map(|c| c.groups.clone()).unwrap_or_default();
@@ -306,6 +312,13 @@ fn fork_held(
         nix::unistd::ForkResult::Child => {
             // SAFETY: async-signal-safe libc calls on memory prepared before the fork.
             unsafe {
+                // If the tracer dies before releasing us (killed mid-attach), die
+                // too rather than run untraced or wait forever.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+                if libc::getppid() != parent.as_raw() {
+                    libc::_exit(127); // it died before the prctl took effect
+                }
+                libc::close(go_write);
                 let mut empty: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut empty);
                 libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
@@ -316,6 +329,9 @@ fn fork_held(
                 if n != 1 {
                     libc::_exit(127); // the tracer gave up before releasing us
                 }
+                // Released, the command is an ordinary program that outlives us if
+                // we die: clear the death signal before exec.
+                libc::prctl(libc::PR_SET_PDEATHSIG, 0, 0, 0, 0);
                 if let Some(c) = creds {
                     if libc::setgroups(groups.len(), groups.as_ptr()) != 0
                         || libc::setgid(c.gid) != 0

@@ -298,6 +298,10 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     eprintln!("Attaching {} probes...", live.attached.len() - plan.hidden.len());
 
     let signals = block_signals()?;
+    if std::env::var_os("TRACE_TEST_STOP_BEFORE_RELEASE").is_some() {
+        // Tests only: stop here, the command held, so a test can kill us now.
+        let _ = nix::sys::signal::raise(Signal::SIGSTOP);
+    }
     if let Some(c) = child.as_mut() {
         c.release(&binary).map_err(Error::Spawn)?;
     }

@@ -15,18 +15,26 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Names of loaded BPF programs that look like ours (prog_name = probe label).
-fn our_programs() -> Vec<String> {
+/// Loaded BPF programs that look like ours (prog_name = probe label), as (id, name).
+fn our_programs() -> Vec<(u64, String)> {
     let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("bpftool is installed");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.split("\"name\":\"")
+    // Each program's JSON object starts with {"id":N,...,"name":"...".
+    text.split("{\"id\":")
         .skip(1)
-        .filter_map(|s| s.split('"').next())
-        .filter(|n| {
-            ["uprobe_", "uretprobe_", "kprobe_", "kretprobe_", "tracepoint_"].iter().any(|p| n.starts_with(p))
+        .filter_map(|obj| {
+            let id = obj.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+            let name = obj.split("\"name\":\"").nth(1)?.split('"').next()?.to_string();
+            let ours = ["uprobe_", "uretprobe_", "kprobe_", "kretprobe_", "tracepoint_"];
+            ours.iter().any(|p| name.starts_with(p)).then_some((id, name))
         })
-        .map(str::to_string)
         .collect()
+}
+
+/// The highest program id now: programs of a case have higher ids (ids only
+/// grow), so other tracers already running on the machine do not count.
+fn last_program_id() -> u64 {
+    our_programs().iter().map(|(id, _)| *id).max().unwrap_or(0)
 }
 
 /// Processes running `bin`.
@@ -41,8 +49,9 @@ fn processes_of(bin: &Path) -> Vec<u32> {
     pids
 }
 
-fn assert_no_leftovers(bin: &Path, case: &str) {
-    assert_eq!(our_programs(), Vec::<String>::new(), "{case}: BPF programs left loaded");
+fn assert_no_leftovers(bin: &Path, case: &str, before: u64) {
+    let left: Vec<_> = our_programs().into_iter().filter(|(id, _)| *id > before).collect();
+    assert_eq!(left, vec![], "{case}: BPF programs left loaded");
     for f in ["uprobe_events", "kprobe_events"] {
         let text = std::fs::read_to_string(Path::new("/sys/kernel/tracing").join(f)).unwrap_or_default();
         assert!(!text.contains("trace"), "{case}: tracefs {f} holds {text}");
@@ -71,16 +80,18 @@ fn lifecycle() -> std::path::PathBuf {
 #[test]
 fn normal_end() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
     let bin = lifecycle();
     let out = trace(&["-u", "step", "./lifecycle", "many", "10"], bin.parent().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout_lines(&out).len(), 22, "step(1) and 10 more, entry and return");
-    assert_no_leftovers(&bin, "normal end");
+    assert_no_leftovers(&bin, "normal end", before);
 }
 
 #[test]
 fn error_in_the_middle_of_attaching() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
     let bin = lifecycle();
     let dir = bin.parent().unwrap();
     // Probe 0 (uprobe step) attaches, probe 1 (its uretprobe) fails.
@@ -95,13 +106,14 @@ fn error_in_the_middle_of_attaching() {
     assert!(err.contains("attaching uretprobe:step") && err.contains("injected"), "{err}");
     assert!(!err.contains("Attaching"), "nothing is announced: {err}");
     assert!(out.stdout.is_empty(), "the command never ran");
-    assert_no_leftovers(&bin, "error mid-attach");
+    assert_no_leftovers(&bin, "error mid-attach", before);
 }
 
 /// The tracer gets a signal while the command sleeps: the signal goes to the
 /// command, the events already made are printed, and the exit status says so.
 fn signal_case(sig: i32, name: &str, what: &str) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
     let bin = lifecycle();
     let mut child = Command::new(TRACE)
         .args(["-u", "step", "./lifecycle", "sleep"])
@@ -128,7 +140,7 @@ fn signal_case(sig: i32, name: &str, what: &str) {
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
     assert_eq!(status.code(), Some(128 + sig), "{err}");
     assert!(err.contains(&format!("the traced command ended: {what} ({name})")), "{err}");
-    assert_no_leftovers(&bin, name);
+    assert_no_leftovers(&bin, name, before);
 }
 
 #[test]
@@ -149,18 +161,20 @@ fn sighup_to_the_tracer() {
 #[test]
 fn the_traced_program_crashes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
     let bin = lifecycle();
     let out = trace(&["-u", "step", "./lifecycle", "crash"], bin.parent().unwrap());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(128 + libc::SIGSEGV), "{err}");
     assert!(err.contains("the traced command ended: Segmentation fault (SIGSEGV)"), "{err}");
     assert_eq!(stdout_lines(&out), ["> step", "< step"]);
-    assert_no_leftovers(&bin, "crash");
+    assert_no_leftovers(&bin, "crash", before);
 }
 
 #[test]
 fn stdout_closed_by_the_reader() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
     let bin = lifecycle();
     let mut child = Command::new(TRACE)
         .args(["-u", "step", "./lifecycle", "many", "300000"])
@@ -176,5 +190,41 @@ fn stdout_closed_by_the_reader() {
     drop(out); // like `| head -1`
     let status = wait_timeout(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "the command's own status");
-    assert_no_leftovers(&bin, "stdout closed");
+    assert_no_leftovers(&bin, "stdout closed", before);
+}
+
+/// The tracer killed (SIGKILL: no cleanup of ours runs) while its command is
+/// still held before exec: the kernel removes the probes with the tracer's file
+/// descriptors, and the held command dies with it instead of waiting forever.
+#[test]
+fn tracer_killed_while_the_command_is_held() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let mut tracer = Command::new(TRACE)
+        .args(["-u", "step", "./lifecycle", "many", "10"])
+        .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
+        .current_dir(bin.parent().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tracer_pid = tracer.id();
+    let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let start = Instant::now();
+    // Wait until the tracer has stopped itself (state T).
+    while !stat(tracer_pid).contains(") T ") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the tracer never stopped");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let children = std::fs::read_to_string(format!("/proc/{tracer_pid}/task/{tracer_pid}/children")).unwrap();
+    let held: u32 = children.split_whitespace().next().expect("the held command").parse().unwrap();
+    tracer.kill().unwrap();
+    tracer.wait().unwrap();
+    let start = Instant::now();
+    while !stat(held).is_empty() && !stat(held).contains(") Z ") {
+        assert!(start.elapsed() < Duration::from_secs(5), "held command {held} survived: {}", stat(held));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_leftovers(&bin, "tracer killed while the command was held", before);
 }
