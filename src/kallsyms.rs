@@ -1,7 +1,9 @@
 //! Kernel functions from /proc/kallsyms: is `vfs_open` there, and at what address?
+//! And from tracefs `available_filter_functions`: may it be traced?
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
+use std::path::{Path, PathBuf};
 
 /// The kernel's text symbols.
 #[derive(Debug, Default)]
@@ -49,9 +51,80 @@ impl Kallsyms {
     }
 }
 
+/// The kernel's list of functions it lets tracers attach to: tracefs
+/// `available_filter_functions` (kernel/trace/ftrace.c), one `name` or
+/// `name [module]` per line. A function in /proc/kallsyms but not here is
+/// marked notrace or noinstr, or is otherwise kept from tracing; a kprobe on it
+/// fails or is refused. Reading the file needs root (and may be refused even
+/// then, e.g. under lockdown or in some VMs): callers then rely on kallsyms alone.
+#[derive(Debug, Default)]
+pub struct FilterFunctions {
+    names: HashSet<String>,
+    path: PathBuf,
+}
+
+impl FilterFunctions {
+    /// The file's name inside tracefs.
+    pub const FILE: &'static str = "available_filter_functions";
+
+    /// Reads `available_filter_functions` of the tracefs mounted at `tracefs_root`.
+    pub fn load(tracefs_root: &Path) -> io::Result<FilterFunctions> {
+        let path = tracefs_root.join(Self::FILE);
+        let text = std::fs::read_to_string(&path)?;
+        Ok(Self::parse(&text, path))
+    }
+
+    /// Parses the file's text; `path` is where it came from (for messages).
+    pub fn parse(text: &str, path: PathBuf) -> FilterFunctions {
+        let names = text.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect();
+        FilterFunctions { names, path }
+    }
+
+    /// Whether the kernel lets `name` be traced.
+    pub fn contains(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    /// Traceable functions close to `name`.
+    pub fn close_matches(&self, name: &str) -> Vec<String> {
+        crate::util::close_matches(name, self.names.iter().map(String::as_str))
+    }
+
+    /// Where the list was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_filter_functions_with_and_without_modules() {
+        let f = FilterFunctions::parse(
+            "vfs_open\ndo_int3\next4_file_open [ext4]\n\n",
+            PathBuf::from("/t/available_filter_functions"),
+        );
+        assert!(f.contains("vfs_open"));
+        assert!(f.contains("ext4_file_open"));
+        assert!(!f.contains("[ext4]"));
+        assert!(!f.contains("exc_int3"));
+        assert_eq!(f.close_matches("vfs_opn"), vec!["vfs_open"]);
+        assert_eq!(f.path(), Path::new("/t/available_filter_functions"));
+    }
+
+    #[test]
+    fn filter_functions_of_this_machine_or_a_refusal() {
+        // Readable where the kernel allows it; refused with EPERM on the project's VMs.
+        match FilterFunctions::load(Path::new("/sys/kernel/tracing")) {
+            Ok(f) => assert!(f.contains("vfs_open")),
+            Err(e) => assert!(
+                matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES) | Some(libc::ENOENT)),
+                "{e}"
+            ),
+        }
+    }
 
     #[test]
     fn parses_text_symbols_only() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::codegen::{pt_regs, Ctx, Depth, Filter, ProgSpec, Register, StringOp, Value};
 use crate::elf::{self, ElfFile};
-use crate::kallsyms::Kallsyms;
+use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::tracefs::Tracefs;
 
 /// What kind of function or event a probe watches; decides its output style.
@@ -149,6 +149,13 @@ pub enum PlanError {
         name: String,
         close: Vec<String>,
     },
+    /// A kernel function the kernel does not let tracers attach to: missing from
+    /// `available_filter_functions` (read from `list`).
+    NotTraceable {
+        name: String,
+        list: PathBuf,
+        close: Vec<String>,
+    },
     Kallsyms(std::io::Error),
     /// A tracepoint's format file lacks what trace relies on (a kernel it does not know).
     Format {
@@ -178,6 +185,15 @@ impl fmt::Display for PlanError {
             }
             PlanError::KernelFunction { name, close } => {
                 write!(f, "no kernel function `{name}` in /proc/kallsyms")?;
+                did_you_mean(f, close)
+            }
+            PlanError::NotTraceable { name, list, close } => {
+                write!(
+                    f,
+                    "the kernel does not let kernel function `{name}` be traced: it is not in {} \
+                     (functions marked notrace or noinstr are left out of it)",
+                    list.display()
+                )?;
                 did_you_mean(f, close)
             }
             PlanError::Kallsyms(e) => write!(f, "cannot read /proc/kallsyms: {e}"),
@@ -212,6 +228,10 @@ pub struct Env<'a> {
     /// The kernel's functions, when /proc/kallsyms is readable: names are checked
     /// against it first, so a misspelling fails on every kernel.
     pub kallsyms: Option<&'a Kallsyms>,
+    /// The functions the kernel lets tracers attach to, when
+    /// `available_filter_functions` is readable: a name in kallsyms but not here
+    /// fails before anything is attached.
+    pub filter_functions: Option<&'a FilterFunctions>,
     /// Whether the kernel can attach kprobes; if not, kernel functions are skipped.
     pub kprobes: bool,
     /// Why kernel functions are unavailable, when `kprobes` is false.
@@ -476,13 +496,7 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
     }
 
     for name in &req.kfuncs {
-        let addr = match env.kallsyms {
-            Some(ks) => ks.function(name).ok_or_else(|| PlanError::KernelFunction {
-                name: name.clone(),
-                close: ks.close_matches(name),
-            })?,
-            None => 0,
-        };
+        let addr = check_kernel_function(name, env)?;
         if !env.kprobes {
             skipped.push(Skipped { what: name.clone(), why: env.no_kprobes_reason.clone() });
             continue;
@@ -555,6 +569,27 @@ fn fork_probe(tfs: &Tracefs, id: u32) -> Result<Probe, PlanError> {
     })
 }
 
+/// Checks that kernel function `name` exists (/proc/kallsyms) and may be traced
+/// (`available_filter_functions`), as far as those are readable; returns its
+/// address (0 when unknown).
+fn check_kernel_function(name: &str, env: &Env<'_>) -> Result<u64, PlanError> {
+    let addr = match env.kallsyms {
+        Some(ks) => ks.function(name).ok_or_else(|| PlanError::KernelFunction {
+            name: name.to_string(),
+            close: ks.close_matches(name),
+        })?,
+        None => 0,
+    };
+    match env.filter_functions {
+        Some(ff) if !ff.contains(name) => Err(PlanError::NotTraceable {
+            name: name.to_string(),
+            list: ff.path().to_path_buf(),
+            close: ff.close_matches(name),
+        }),
+        _ => Ok(addr),
+    }
+}
+
 /// The hidden entry-point probe of `--watch`.
 fn register_probe(target: &ElfFile, canon: &Path, id: u32) -> Result<Probe, PlanError> {
     let sym = target.entry_symbol().map_err(PlanError::Resolve)?;
@@ -575,6 +610,59 @@ fn register_probe(target: &ElfFile, canon: &Path, id: u32) -> Result<Probe, Plan
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An Env whose target is this test binary, with the given kernel lists.
+    fn env<'a>(
+        target: &'a ElfFile,
+        kallsyms: Option<&'a Kallsyms>,
+        filter_functions: Option<&'a FilterFunctions>,
+    ) -> Env<'a> {
+        Env {
+            target,
+            pid: None,
+            scope: Scope::Process,
+            follow: false,
+            tracefs: None,
+            kallsyms,
+            filter_functions,
+            kprobes: true,
+            no_kprobes_reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn kernel_functions_are_checked_in_kallsyms_then_in_the_filter_list() {
+        let target = ElfFile::open(&std::env::current_exe().unwrap()).unwrap();
+        let ks = Kallsyms::parse(
+            "ffffffff81000010 T vfs_open\nffffffff81000020 T exc_int3\nffffffff81000030 T vcs_open\n",
+        );
+        let ff = FilterFunctions::parse("vfs_open\nvcs_open\ndo_int3\n", PathBuf::from("/t/aff"));
+        let both = env(&target, Some(&ks), Some(&ff));
+        assert_eq!(check_kernel_function("vfs_open", &both).unwrap(), 0xffffffff81000010);
+        let misspelled = check_kernel_function("vfs_opn", &both).unwrap_err();
+        assert_eq!(
+            misspelled.to_string(),
+            "no kernel function `vfs_opn` in /proc/kallsyms; did you mean `vfs_open`?"
+        );
+        let refused = check_kernel_function("exc_int3", &both).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the kernel does not let kernel function `exc_int3` be traced: it is not in /t/aff \
+             (functions marked notrace or noinstr are left out of it)"
+        );
+        // Without the filter list (EPERM on the project's VMs), kallsyms alone decides.
+        let kallsyms_only = env(&target, Some(&ks), None);
+        assert_eq!(check_kernel_function("exc_int3", &kallsyms_only).unwrap(), 0xffffffff81000020);
+        // Without kallsyms, the filter list alone, with its suggestions.
+        let list_only = env(&target, None, Some(&ff));
+        assert_eq!(check_kernel_function("vfs_open", &list_only).unwrap(), 0);
+        assert!(matches!(
+            check_kernel_function("vfs_opn", &list_only),
+            Err(PlanError::NotTraceable { name, close, .. }) if name == "vfs_opn" && close == ["vfs_open"]
+        ));
+        let neither = env(&target, None, None);
+        assert_eq!(check_kernel_function("anything", &neither).unwrap(), 0);
+    }
 
     #[test]
     fn globs() {

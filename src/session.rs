@@ -16,7 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::bpf::{self, LoadedProgram, Map, MapType};
 use crate::codegen::{self, Ctx, Helpers, MapFds};
 use crate::elf::ElfFile;
-use crate::kallsyms::Kallsyms;
+use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::kernel::KernelVersion;
 use crate::output::{Formatter, OutputOpts};
 use crate::perf::ring::{Record as RingRecord, Ring};
@@ -158,15 +158,33 @@ impl Maps {
     }
 }
 
-/// Why kernel functions cannot be probed here, or None if they can.
-fn kprobe_unavailable() -> Option<String> {
-    match crate::perf::pmu_type("kprobe") {
-        Ok(_) => None,
-        Err(_) => Some(
-            "this kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices: \
-             built without CONFIG_KPROBES)"
-                .to_string(),
+/// Why kernel functions cannot be probed here, or None if they can. trace
+/// attaches kprobes only through the kprobe PMU (Linux 4.17+); tracefs
+/// `kprobe_events` is looked at only to tell an old kernel from one without kprobes.
+fn kprobe_unavailable(kernel: KernelVersion, tracefs: Option<&Tracefs>) -> Option<String> {
+    if crate::perf::pmu_type("kprobe").is_ok() {
+        return None;
+    }
+    let root = tracefs.map_or(std::path::Path::new(crate::tracefs::DEFAULT_MOUNT), |t| t.root());
+    let has_kprobe_events = root.join("kprobe_events").exists();
+    Some(no_kprobes_reason(kernel, has_kprobe_events))
+}
+
+/// The KPROBE PMU (`/sys/bus/event_source/devices/kprobe`) came with Linux 4.17.
+const KPROBE_PMU_SINCE: KernelVersion = KernelVersion::new(4, 17, 0);
+
+/// Why a kernel without a kprobe PMU cannot trace kernel functions.
+fn no_kprobes_reason(kernel: KernelVersion, has_kprobe_events: bool) -> String {
+    const NO_PMU: &str = "no kprobe PMU in /sys/bus/event_source/devices";
+    match (has_kprobe_events, kernel < KPROBE_PMU_SINCE) {
+        (true, true) => format!(
+            "kernel {kernel} is too old: trace attaches kprobes through the kprobe PMU, which came \
+             with Linux {KPROBE_PMU_SINCE}, and does not use this kernel's tracefs kprobe_events"
         ),
+        (true, false) => {
+            format!("this kernel has tracefs kprobe_events but {NO_PMU}, which trace needs to attach kprobes")
+        }
+        (false, _) => format!("this kernel has no kprobes ({NO_PMU}: built without CONFIG_KPROBES)"),
     }
 }
 
@@ -241,13 +259,18 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     } else {
         cfg.request.clone()
     };
-    let tracefs = if req.syscalls.is_empty() && !cfg.follow {
-        None
-    } else {
-        Some(Tracefs::open().map_err(Error::Tracefs)?)
+    let tracefs = match (req.syscalls.is_empty() && !cfg.follow, req.kfuncs.is_empty()) {
+        (false, _) => Some(Tracefs::open().map_err(Error::Tracefs)?),
+        // Kernel functions only read available_filter_functions from it, if they can.
+        (true, false) => Tracefs::open().ok(),
+        (true, true) => None,
     };
     let kallsyms = if req.kfuncs.is_empty() { None } else { Kallsyms::load().ok() };
-    let no_kprobes = if req.kfuncs.is_empty() { None } else { kprobe_unavailable() };
+    let filter_functions = match (&tracefs, req.kfuncs.is_empty()) {
+        (Some(t), false) => FilterFunctions::load(t.root()).ok(),
+        _ => None,
+    };
+    let no_kprobes = if req.kfuncs.is_empty() { None } else { kprobe_unavailable(kernel, tracefs.as_ref()) };
     let scope = match cfg.target {
         Target::Watch(_) => Scope::Binary,
         _ if cfg.follow => Scope::Follow,
@@ -260,6 +283,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         follow: cfg.follow,
         tracefs: tracefs.as_ref(),
         kallsyms: kallsyms.as_ref(),
+        filter_functions: filter_functions.as_ref(),
         kprobes: no_kprobes.is_none(),
         no_kprobes_reason: no_kprobes.clone().unwrap_or_default(),
     };
@@ -295,9 +319,10 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let per_pid = if scope == Scope::Process { pid } else { None };
     let attached = attach_all(&plan, &programs, per_pid)?;
     let mut live = Live { attached, _programs: programs, rings, maps };
-    eprintln!("Attaching {} probes...", live.attached.len() - plan.hidden.len());
-
+    // Blocked before the announcement, so a Ctrl-C right after it is read by the
+    // event loop (which detaches everything) and never lost or fatal.
     let signals = block_signals()?;
+    eprintln!("Attaching {} probes...", live.attached.len() - plan.hidden.len());
     if std::env::var_os("TRACE_TEST_STOP_BEFORE_RELEASE").is_some() {
         // Tests only: stop here, the command held, so a test can kill us now.
         let _ = nix::sys::signal::raise(Signal::SIGSTOP);
@@ -611,4 +636,30 @@ fn describe_signal(sig: i32, core: bool) -> String {
         _ => "Killed by a signal",
     };
     format!("trace: the traced command ended: {what} ({name}){}", if core { " (core dumped)" } else { "" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn why_kernel_functions_are_unavailable() {
+        assert_eq!(
+            no_kprobes_reason(KernelVersion::new(4, 14, 320), true),
+            "kernel 4.14.320 is too old: trace attaches kprobes through the kprobe PMU, which came with \
+             Linux 4.17.0, and does not use this kernel's tracefs kprobe_events"
+        );
+        assert_eq!(
+            no_kprobes_reason(KernelVersion::new(5, 10, 0), true),
+            "this kernel has tracefs kprobe_events but no kprobe PMU in /sys/bus/event_source/devices, \
+             which trace needs to attach kprobes"
+        );
+        for kernel in [KernelVersion::new(4, 9, 0), KernelVersion::new(6, 18, 44)] {
+            assert_eq!(
+                no_kprobes_reason(kernel, false),
+                "this kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices: built \
+                 without CONFIG_KPROBES)"
+            );
+        }
+    }
 }
