@@ -13,6 +13,7 @@ pub mod elf;
 pub mod errno;
 pub mod kallsyms;
 pub mod kernel;
+pub mod lang;
 pub mod output;
 pub mod perf;
 pub mod plan;
