@@ -7,6 +7,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::ast::*;
+use super::diag::suggest as close_matches;
 use super::diag::Diagnostic;
 use super::format::{parse_format, specs, Conv};
 use super::ir::*;
@@ -15,7 +16,6 @@ use super::schema::Schema;
 use super::source::{Source, Span};
 use crate::record::{NVALS, STR_LEN};
 use crate::tracefs::{EventFormat, Field};
-use crate::util::close_matches;
 
 /// Checks a parsed program. On failure, the diagnostics (errors and warnings).
 pub fn check(script: &Script, src: &Source, schema: &dyn Schema) -> Result<Checked, Vec<Diagnostic>> {

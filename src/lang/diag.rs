@@ -101,6 +101,35 @@ fn located(src: &Source, span: Span, word: &str, message: &str) -> String {
     format!("{}:{line}:{col}: {word}: {message}\n{line:>5} | {text}\n      | {before}{marks}\n", src.name)
 }
 
+/// Close matches for a misspelt name, best first: names one swap of two
+/// neighbouring letters away (`prinft` -> `printf`), then
+/// [`crate::util::close_matches`].
+pub fn suggest<S: AsRef<str>>(wanted: &str, candidates: &[S]) -> Vec<String> {
+    let swapped = |c: &str| {
+        let (a, b) = (wanted.as_bytes(), c.as_bytes());
+        let diff: Vec<usize> = (0..a.len().min(b.len())).filter(|&i| a[i] != b[i]).collect();
+        a.len() == b.len()
+            && diff.len() == 2
+            && diff[1] == diff[0] + 1
+            && a[diff[0]] == b[diff[1]]
+            && a[diff[1]] == b[diff[0]]
+    };
+    let mut out: Vec<String> =
+        candidates.iter().map(|c| c.as_ref()).filter(|c| swapped(c)).map(str::to_string).collect();
+    for c in crate::util::close_matches(wanted, candidates) {
+        if !out.contains(&c) {
+            out.push(c);
+        }
+    }
+    out.truncate(5);
+    out
+}
+
+/// Shows control characters as escapes (`\n`), for messages quoting a string.
+pub fn escape(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// Why a program was refused: its diagnostics, rendered against its text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CompileError {
@@ -143,6 +172,13 @@ impl std::error::Error for CompileError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn swapped_letters_come_first() {
+        assert_eq!(suggest("prinft", &["print", "printf", "str"]), ["printf", "print"]);
+        assert_eq!(suggest("pidd", &["pid", "tid"]), ["pid"]);
+        assert_eq!(escape("%\n\t"), "%\\n\\t");
+    }
 
     #[test]
     fn underlines_the_span_under_its_line() {

@@ -194,6 +194,7 @@ fn conversion(chars: &[char], start: usize) -> Result<Spec, FormatError> {
         }
         _ => {
             let text: String = chars[start..=i].iter().collect();
+            let text = super::diag::escape(&text);
             return Err(err(
                 i + 1,
                 format!("unknown conversion `{text}` in the format"),
@@ -289,6 +290,7 @@ mod tests {
         assert_eq!(e.at, (0, 3));
         assert_eq!(parse_format("%*d").unwrap_err().at, (0, 2));
         assert!(parse_format("%f").unwrap_err().message.contains("no floating point"));
+        assert_eq!(parse_format("100%\n").unwrap_err().message, "unknown conversion `%\\n` in the format");
         assert_eq!(
             parse_format("%ls").unwrap_err().message,
             "a length modifier does not apply to `%s` (in `%ls`)"

@@ -211,8 +211,8 @@ impl Lexer<'_> {
             let rest = self.rest();
             if rest.starts_with("//") {
                 self.pos += rest.find('\n').unwrap_or(rest.len());
-            } else if rest.starts_with("/*") {
-                match rest[2..].find("*/") {
+            } else if let Some(body) = rest.strip_prefix("/*") {
+                match body.find("*/") {
                     Some(end) => self.pos += end + 4,
                     None => {
                         return Err(Diagnostic::error(
@@ -231,7 +231,7 @@ impl Lexer<'_> {
 
     /// A probe name, `provider[:part]...`; parts may be quoted (`"/a path"`).
     fn probe(&mut self) -> Result<Vec<Segment>, Diagnostic> {
-        let mut segs = vec![self.segment(|c| is_ident_char(c))];
+        let mut segs = vec![self.segment(is_ident_char)];
         while self.peek() == Some(':') {
             self.bump();
             if self.peek() == Some('"') {

@@ -2,10 +2,10 @@
 //! mistake and says what it expected there.
 
 use super::ast::*;
+use super::diag::suggest;
 use super::diag::Diagnostic;
 use super::lexer::{lex, Segment, Tok, Token};
 use super::source::Span;
-use crate::util::close_matches;
 
 /// Parses a program (a `trace.bt` file or an `-e` one-liner).
 pub fn parse(text: &str) -> Result<Script, Diagnostic> {
@@ -173,7 +173,11 @@ impl Parser {
 
     fn probe(&mut self) -> PResult<Probe> {
         let Tok::Probe(segs) = self.peek().clone() else {
-            let d = self.expected("a probe, such as `kprobe:vfs_open` or `BEGIN`,");
+            if *self.peek() == Tok::RBrace {
+                return Err(Diagnostic::error(self.span(), "this `}` closes no block")
+                    .help("every `}` closes the `{` of a probe, an `if` or an `else`"));
+            }
+            let d = self.expected("a probe, such as `kprobe:vfs_open` or `BEGIN`");
             return Err(if self.pos > 0 && self.toks[self.pos - 1].tok == Tok::Comma {
                 d.help("a `,` between probes must be followed by another probe")
             } else {
@@ -204,7 +208,7 @@ impl Parser {
                 _ => {}
             }
             self.missing_brace_before_probe(open)?;
-            let (stmt, needs_semi) = self.stmt(open)?;
+            let (stmt, needs_semi) = self.stmt()?;
             stmts.push(stmt);
             if needs_semi && !matches!(self.peek(), Tok::Semi | Tok::RBrace | Tok::Eof) {
                 self.missing_brace_before_probe(open)?;
@@ -230,18 +234,16 @@ impl Parser {
         if !looks_like_probe {
             return Ok(());
         }
-        Err(Diagnostic::error(
-            self.after_prev(),
-            format!("expected `}}` to close the block before the next probe, {}", self.peek().describe()),
-        )
-        .note(open, "the block starts here"))
+        Err(Diagnostic::error(self.after_prev(), "expected `}` to close the block before the next probe")
+            .note(open, "the block starts here")
+            .note(self.span(), "and the next probe starts here"))
     }
 
     /// A statement, and whether a `;` (or the end of the block) must follow it.
-    fn stmt(&mut self, open: Span) -> PResult<(Stmt, bool)> {
+    fn stmt(&mut self) -> PResult<(Stmt, bool)> {
         let start = self.span();
         match self.peek().clone() {
-            Tok::Ident(w) if w == "if" => return Ok((self.if_stmt(open)?, false)),
+            Tok::Ident(w) if w == "if" => return Ok((self.if_stmt()?, false)),
             Tok::Ident(w) if w == "else" => {
                 return Err(Diagnostic::error(start, "`else` without an `if` before it"))
             }
@@ -311,7 +313,7 @@ impl Parser {
         Ok(Some(Stmt::Assign { var, op, value, span }))
     }
 
-    fn if_stmt(&mut self, open: Span) -> PResult<Stmt> {
+    fn if_stmt(&mut self) -> PResult<Stmt> {
         let start = self.bump().span;
         if *self.peek() != Tok::LParen {
             return Err(self
@@ -331,7 +333,7 @@ impl Parser {
             Tok::Ident(w) if w == "else" => {
                 self.bump();
                 if matches!(self.peek(), Tok::Ident(w) if w == "if") {
-                    let nested = self.if_stmt(open)?;
+                    let nested = self.if_stmt()?;
                     let Stmt::If { span, .. } = &nested else { unreachable!("if_stmt returns an If") };
                     let span = *span;
                     Some(Block { stmts: vec![nested], open: span, close: Span::at(span.end) })
@@ -588,7 +590,7 @@ fn unknown_kind(segs: &[Segment]) -> Diagnostic {
             .help(KINDS_HELP);
     }
     let full: Vec<&str> = KINDS.iter().map(|(k, _)| *k).filter(|k| k.len() > 2).collect();
-    let close = close_matches(name, &full);
+    let close = suggest(name, &full);
     if segs.len() == 1 && close.is_empty() {
         return Diagnostic::error(
             first.span,
@@ -780,5 +782,44 @@ mod tests {
         assert_eq!(msg("profile:hz:99 {}"), "`profile` probes are not supported yet");
         assert_eq!(msg("kprobe:ext4:f {}"), "kernel module names in probes are not supported yet");
         assert_eq!(msg(""), "the program has no probes");
+    }
+
+    #[test]
+    fn statement_mistakes() {
+        let err = |t: &str| {
+            let d = parse(t).unwrap_err();
+            (d.span, d.message)
+        };
+        assert_eq!(err("BEGIN { } }"), (Span::new(10, 11), "this `}` closes no block".into()));
+        assert_eq!(err("BEGIN { while (1) { } }"), (Span::new(8, 13), "`while` is not supported yet".into()));
+        assert_eq!(
+            err("BEGIN { $x = pid ? 1 : 2; }"),
+            (Span::new(17, 18), "the `? :` operator is not supported yet".into())
+        );
+        assert_eq!(err("BEGIN { else { } }"), (Span::new(8, 12), "`else` without an `if` before it".into()));
+        assert_eq!(
+            err("BEGIN { pid = 1; }"),
+            (Span::new(12, 13), "`=` assigns a value; to compare, write `==`".into())
+        );
+        assert_eq!(
+            err("BEGIN { print(*arg0); }"),
+            (Span::new(14, 15), "reading memory through a pointer (`*p`) is not supported yet".into())
+        );
+        assert_eq!(
+            err("BEGIN { printf(\"%d\", pid; }"),
+            (Span::new(24, 25), "expected `,` or `)` in the arguments of `printf`, found `;`".into())
+        );
+        assert_eq!(
+            err("BEGIN /pid/ /tid/ {}"),
+            (Span::new(12, 13), "expected `{` to start the block after the probe, found `/`".into())
+        );
+        assert_eq!(
+            err("BEGIN, {}"),
+            (Span::new(7, 8), "expected a probe, such as `kprobe:vfs_open` or `BEGIN`, found `{`".into())
+        );
+        assert_eq!(
+            err("BEGIN { if (1) { } else exit(); }"),
+            (Span::new(24, 28), "expected `{` or `if` after `else`, found `exit`".into())
+        );
     }
 }
