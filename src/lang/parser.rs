@@ -71,6 +71,15 @@ const KINDS_HELP: &str =
 /// bpftrace statements that trace does not offer yet.
 const LATER_KEYWORDS: [&str; 8] = ["while", "for", "unroll", "return", "break", "continue", "let", "macro"];
 
+/// Words that start a C type, to recognise casts.
+const TYPE_WORDS: [&str; 22] = [
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "struct", "union", "enum",
+    "char", "int", "long", "short", "unsigned", "signed", "void", "bool", "u32", "u64", "size_t",
+];
+
+/// bpftrace's top-level declarations that trace does not offer yet.
+const LATER_DECLARATIONS: [&str; 7] = ["config", "import", "macro", "struct", "union", "enum", "let"];
+
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
@@ -460,6 +469,9 @@ impl Parser {
                 return Ok(Expr { kind: ExprKind::Call { func, args }, span });
             }
             Tok::Ident(name) => ExprKind::Ident(name),
+            Tok::LParen if self.looks_like_cast() => {
+                return Err(Diagnostic::error(start, "casts such as `(uint64)x` are not supported yet"));
+            }
             Tok::LParen => {
                 self.bump();
                 let inner = self.inner_expr()?;
@@ -474,6 +486,13 @@ impl Parser {
         };
         self.bump();
         Ok(Expr { kind, span: start })
+    }
+
+    /// `(type)`, `(type *)` or `(struct name *)` at a `(`.
+    fn looks_like_cast(&self) -> bool {
+        let Tok::Ident(word) = self.peek_at(1) else { return false };
+        TYPE_WORDS.contains(&word.as_str())
+            && matches!(self.peek_at(2), Tok::RParen | Tok::Op(BinOp::Mul) | Tok::Ident(_))
     }
 
     /// `a, b, c` up to `close` (the opening bracket is already eaten).
@@ -585,6 +604,9 @@ fn prefix(segs: &[Segment], n: usize) -> String {
 fn unknown_kind(segs: &[Segment]) -> Diagnostic {
     let first = &segs[0];
     let name = first.text.as_str();
+    if LATER_DECLARATIONS.contains(&name) {
+        return Diagnostic::error(first.span, format!("`{name}` declarations are not supported yet"));
+    }
     if LATER_KINDS.contains(&name) {
         return Diagnostic::error(first.span, format!("`{name}` probes are not supported yet"))
             .help(KINDS_HELP);
@@ -782,6 +804,10 @@ mod tests {
         assert_eq!(msg("profile:hz:99 {}"), "`profile` probes are not supported yet");
         assert_eq!(msg("kprobe:ext4:f {}"), "kernel module names in probes are not supported yet");
         assert_eq!(msg(""), "the program has no probes");
+        assert_eq!(
+            msg("config = { stack_mode=perf } BEGIN {}"),
+            "`config` declarations are not supported yet"
+        );
     }
 
     #[test]
@@ -813,6 +839,10 @@ mod tests {
             err("BEGIN /pid/ /tid/ {}"),
             (Span::new(12, 13), "expected `{` to start the block after the probe, found `/`".into())
         );
+        let cast = "casts such as `(uint64)x` are not supported yet".to_string();
+        assert_eq!(err("BEGIN { $p = (struct path *)arg0; }"), (Span::new(13, 14), cast.clone()));
+        assert_eq!(err("BEGIN { $p = (uint32)arg0; }"), (Span::new(13, 14), cast));
+        assert!(parse("BEGIN { $p = (pid) * 2; }").is_ok(), "a parenthesised builtin is not a cast");
         assert_eq!(
             err("BEGIN, {}"),
             (Span::new(7, 8), "expected a probe, such as `kprobe:vfs_open` or `BEGIN`, found `{`".into())
