@@ -351,3 +351,32 @@ fn the_parsed_probe_keeps_its_target() {
     let Target::User { path: Some(path), func } = &p.script.groups[0].probes[0].target else { panic!() };
     assert_eq!((path.text.as_str(), func.text.as_str()), ("./file-io", "native"));
 }
+
+#[test]
+fn no_input_makes_it_panic() {
+    // Every one-character deletion and a set of insertions at every place of
+    // the lab script and a dense one-liner: compile must answer, not panic.
+    let texts = [
+        include_str!("../../tests/fixtures/lab.bt"),
+        "t:syscalls:sys_enter_open* /comm == \"é\" && (pid / 2) % 3 != -1/ { $x = str(args->filename, 8); \
+         if ($x) { printf(\"%-5s %lu\\n\", kstack(perf, 3), ~arg0 << 1); } else { print(@m[1]); exit(); } }",
+    ];
+    let inserts =
+        ['"', '{', '}', '/', '%', 'é', '\n', '(', ')', ';', ':', '$', '@', '\\', '*', ',', '-', '>'];
+    let schema = schema();
+    let mut compiled = 0;
+    for text in texts {
+        for (at, c) in text.char_indices() {
+            let mut deleted = text.to_string();
+            deleted.replace_range(at..at + c.len_utf8(), "");
+            let _ = compile("t.bt", &deleted, &schema).map_err(|e| e.to_string());
+            for ins in inserts {
+                let mut t = text.to_string();
+                t.insert(at, ins);
+                let _ = compile("t.bt", &t, &schema).map_err(|e| e.to_string());
+                compiled += 1;
+            }
+        }
+    }
+    assert!(compiled > 30_000, "{compiled}");
+}
