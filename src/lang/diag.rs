@@ -116,7 +116,7 @@ pub fn suggest<S: AsRef<str>>(wanted: &str, candidates: &[S]) -> Vec<String> {
     };
     let mut out: Vec<String> =
         candidates.iter().map(|c| c.as_ref()).filter(|c| swapped(c)).map(str::to_string).collect();
-    for c in crate::util::close_matches(wanted, candidates) {
+    for c in crate::util::close_matches(wanted, candidates.iter().map(|c| c.as_ref())) {
         if !out.contains(&c) {
             out.push(c);
         }
