@@ -5,6 +5,9 @@ use std::collections::{HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Where the kernel lists its symbols (Documentation/filesystems/proc.rst).
+pub const KALLSYMS: &str = "/proc/kallsyms";
+
 /// The kernel's text symbols.
 #[derive(Debug, Default)]
 pub struct Kallsyms {
@@ -14,7 +17,10 @@ pub struct Kallsyms {
 impl Kallsyms {
     /// Reads /proc/kallsyms.
     pub fn load() -> io::Result<Kallsyms> {
-        Ok(Self::parse(&std::fs::read_to_string("/proc/kallsyms")?))
+        let path = std::path::Path::new(KALLSYMS);
+        let read = std::fs::read_to_string(path);
+        crate::explain::read_file(path, &read);
+        Ok(Self::parse(&read?))
     }
 
     /// Parses kallsyms text: `ffffffff8123 T vfs_open` or `... t ext4_file_open\t[ext4]`.

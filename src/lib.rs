@@ -6,11 +6,13 @@
 //! - [`bpf`]: maps and program loading; [`perf`]: attaching and the per-CPU rings
 //! - [`session`]: runs it all for a command, a pid or a watched binary
 //! - [`output`]: records -> lines
+//! - [`explain`]: `--explain`, the account of every call trace makes
 pub mod bpf;
 pub mod bpf_asm;
 pub mod codegen;
 pub mod elf;
 pub mod errno;
+pub mod explain;
 pub mod kallsyms;
 pub mod kernel;
 pub mod lang;

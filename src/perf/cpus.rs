@@ -24,7 +24,9 @@ pub fn online_cpus() -> Result<Vec<u32>, PerfError> {
 }
 
 fn read_cpu_list(path: &Path) -> Result<Vec<u32>, PerfError> {
-    let text = std::fs::read_to_string(path).map_err(|err| PerfError::Io { path: path.into(), err })?;
+    let read = std::fs::read_to_string(path);
+    crate::explain::read_file(path, &read);
+    let text = read.map_err(|err| PerfError::Io { path: path.into(), err })?;
     parse_cpu_list(&text)
 }
 

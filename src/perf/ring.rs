@@ -7,7 +7,7 @@
 //! so it honours `data_tail`); the reader consumes records and advances
 //! `data_tail`. Both are u64 byte positions that never reset.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use memmap2::{MmapOptions, MmapRaw};
@@ -195,8 +195,18 @@ impl Ring {
             .checked_add(1)
             .and_then(|n| n.checked_mul(page))
             .ok_or_else(|| PerfError::InvalidArgument(format!("a ring of {pages} pages is too large")))?;
-        let map =
-            MmapOptions::new().len(bytes).map_raw(&fd).map_err(|err| PerfError::Mmap { cpu, bytes, err })?;
+        // memmap2 makes the call: mmap(NULL, bytes, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0).
+        // Writable, so the kernel honours data_tail; the explanation says so
+        // exactly (tests/explain.rs compares it with strace).
+        let map = MmapOptions::new().len(bytes).map_raw(&fd);
+        crate::explain::syscall(
+            || format!("mmap(NULL, {bytes}, PROT_READ|PROT_WRITE, MAP_SHARED, {}, 0)", fd.as_raw_fd()),
+            match &map {
+                Ok(m) => Ok(format!("{:#x}", m.as_ptr() as usize)),
+                Err(e) => Err(e.raw_os_error().unwrap_or(0)),
+            },
+        );
+        let map = map.map_err(|err| PerfError::Mmap { cpu, bytes, err })?;
         let data_len = bytes - page;
         let mut ring = Ring {
             map,

@@ -8,7 +8,7 @@
 //! and, for `config3` (added in 6.3, PERF_ATTR_SIZE_VER8 = 136), against the kernel
 //! commit that appended it; the unit tests pin the same numbers.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -17,12 +17,21 @@ use bitflags::bitflags;
 use nix::errno::Errno;
 
 use super::error::{PerfError, PerfTarget};
+use crate::explain;
 
 // enum perf_type_id, include/uapi/linux/perf_event.h
+/// `PERF_TYPE_HARDWARE`: CPU counters.
+pub const PERF_TYPE_HARDWARE: u32 = 0;
 /// `PERF_TYPE_SOFTWARE`: software events such as BPF output.
 pub const PERF_TYPE_SOFTWARE: u32 = 1;
 /// `PERF_TYPE_TRACEPOINT`: `config` is a tracefs event id.
 pub const PERF_TYPE_TRACEPOINT: u32 = 2;
+/// `PERF_TYPE_HW_CACHE`: CPU cache counters.
+pub const PERF_TYPE_HW_CACHE: u32 = 3;
+/// `PERF_TYPE_RAW`: raw CPU events.
+pub const PERF_TYPE_RAW: u32 = 4;
+/// `PERF_TYPE_BREAKPOINT`: hardware breakpoints.
+pub const PERF_TYPE_BREAKPOINT: u32 = 5;
 
 // enum perf_sw_ids, include/uapi/linux/perf_event.h
 /// `PERF_COUNT_SW_DUMMY`: a software event that never counts.
@@ -236,9 +245,109 @@ pub fn perf_event_open(
     group_fd: i32,
     flags: u64,
 ) -> Result<OwnedFd, PerfError> {
-    raw_perf_event_open(attr, pid, cpu, group_fd, flags).map_err(|errno| {
+    raw_perf_event_open(attr, pid, cpu, group_fd, flags, &AttrNames::default()).map_err(|errno| {
         PerfError::from_open(errno, PerfTarget::Event { type_: attr.type_, config: attr.config, pid })
     })
+}
+
+/// What some numbers of an attr stand for, so that `--explain` can show them:
+/// the name of the PMU whose dynamic type is in `type`, and the string `config1`
+/// points to (checked against the pointer before it is shown).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttrNames<'a> {
+    /// The PMU named in sysfs (`uprobe`, `kprobe`), when `type` is its number.
+    pub pmu: Option<&'a str>,
+    /// The NUL-terminated string whose address is in `config1`.
+    pub config1: Option<&'a CStr>,
+}
+
+/// The attr the way `--explain` shows it: type, size and config always, then
+/// every other field that is not zero.
+/// `{type=uprobe(8), size=136, config=0 (entry), config1="/bin/ls", config2=0x4a20}`.
+pub fn describe_attr(attr: &PerfEventAttr, names: &AttrNames<'_>) -> String {
+    let mut fields = vec![
+        format!("type={}", type_text(attr.type_, names.pmu)),
+        format!("size={}", attr.size),
+        format!("config={}", config_text(attr, names.pmu)),
+    ];
+    let mut push = |name: &str, v: u64, text: String| {
+        if v != 0 {
+            fields.push(format!("{name}={text}"));
+        }
+    };
+    push("sample_period", attr.sample_period, attr.sample_period.to_string());
+    push("sample_type", attr.sample_type, sample_type_text(attr.sample_type));
+    push("read_format", attr.read_format, format!("{:#x}", attr.read_format));
+    let flag_names: Vec<&str> = attr.flags.iter_names().map(|(n, _)| n).collect();
+    push("flags", attr.flags.bits(), flag_names.join("|"));
+    let wakeup = if attr.flags.contains(AttrFlags::WATERMARK) { "wakeup_watermark" } else { "wakeup_events" };
+    push(wakeup, attr.wakeup.into(), attr.wakeup.to_string());
+    push("bp_type", attr.bp_type.into(), attr.bp_type.to_string());
+    let config1 = match names.config1 {
+        Some(s) if s.as_ptr() as u64 == attr.config1 => explain::quote(s.to_bytes()),
+        _ => format!("{:#x}", attr.config1),
+    };
+    push("config1", attr.config1, config1);
+    push("config2", attr.config2, format!("{:#x}", attr.config2));
+    push("branch_sample_type", attr.branch_sample_type, format!("{:#x}", attr.branch_sample_type));
+    push("sample_regs_user", attr.sample_regs_user, format!("{:#x}", attr.sample_regs_user));
+    push("sample_stack_user", attr.sample_stack_user.into(), attr.sample_stack_user.to_string());
+    push("clockid", attr.clockid as u32 as u64, attr.clockid.to_string());
+    push("sample_regs_intr", attr.sample_regs_intr, format!("{:#x}", attr.sample_regs_intr));
+    push("aux_watermark", attr.aux_watermark.into(), attr.aux_watermark.to_string());
+    push("sample_max_stack", attr.sample_max_stack.into(), attr.sample_max_stack.to_string());
+    push("aux_sample_size", attr.aux_sample_size.into(), attr.aux_sample_size.to_string());
+    push("aux_action", attr.aux_action.into(), format!("{:#x}", attr.aux_action));
+    push("sig_data", attr.sig_data, format!("{:#x}", attr.sig_data));
+    push("config3", attr.config3, format!("{:#x}", attr.config3));
+    format!("{{{}}}", fields.join(", "))
+}
+
+/// `PERF_TYPE_TRACEPOINT(2)`, `uprobe(8)`, or the bare number.
+fn type_text(type_: u32, pmu: Option<&str>) -> String {
+    let fixed = match type_ {
+        PERF_TYPE_HARDWARE => Some("PERF_TYPE_HARDWARE"),
+        PERF_TYPE_SOFTWARE => Some("PERF_TYPE_SOFTWARE"),
+        PERF_TYPE_TRACEPOINT => Some("PERF_TYPE_TRACEPOINT"),
+        PERF_TYPE_HW_CACHE => Some("PERF_TYPE_HW_CACHE"),
+        PERF_TYPE_RAW => Some("PERF_TYPE_RAW"),
+        PERF_TYPE_BREAKPOINT => Some("PERF_TYPE_BREAKPOINT"),
+        _ => None,
+    };
+    match fixed.or(pmu) {
+        Some(name) => format!("{name}({type_})"),
+        None => type_.to_string(),
+    }
+}
+
+/// The config of the attr: a software event's name, a probe PMU's entry/return
+/// bit, or the number (a tracepoint id).
+fn config_text(attr: &PerfEventAttr, pmu: Option<&str>) -> String {
+    match (attr.type_, attr.config, pmu) {
+        (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_BPF_OUTPUT, _) => {
+            format!("PERF_COUNT_SW_BPF_OUTPUT({})", attr.config)
+        }
+        (PERF_TYPE_SOFTWARE, PERF_COUNT_SW_DUMMY, _) => format!("PERF_COUNT_SW_DUMMY({})", attr.config),
+        (_, 0, Some(_)) => "0 (entry)".into(),
+        (_, c, Some(_)) => format!("{c:#x} (return probe: the retprobe bit)"),
+        (_, c, None) => c.to_string(),
+    }
+}
+
+/// `PERF_SAMPLE_RAW`, or the bits in hex.
+fn sample_type_text(bits: u64) -> String {
+    match bits {
+        PERF_SAMPLE_RAW => "PERF_SAMPLE_RAW".into(),
+        other => format!("{other:#x}"),
+    }
+}
+
+/// `PERF_FLAG_FD_CLOEXEC`, or the bits in hex.
+fn open_flags_text(flags: u64) -> String {
+    match flags {
+        PERF_FLAG_FD_CLOEXEC => "PERF_FLAG_FD_CLOEXEC".into(),
+        other => format!("{other:#x}"),
+    }
 }
 
 /// The syscall itself; the errno is translated by the callers, which know what
@@ -249,6 +358,7 @@ fn raw_perf_event_open(
     cpu: i32,
     group_fd: i32,
     flags: u64,
+    names: &AttrNames<'_>,
 ) -> Result<OwnedFd, Errno> {
     let flags = flags | PERF_FLAG_FD_CLOEXEC;
     // SAFETY: `attr` is a valid, initialised `struct perf_event_attr` whose `size`
@@ -265,10 +375,18 @@ fn raw_perf_event_open(
             flags as libc::c_ulong,
         )
     };
-    if ret < 0 {
-        return Err(Errno::last());
-    }
-    let fd = i32::try_from(ret).map_err(|_| Errno::EOVERFLOW)?;
+    let result = if ret < 0 { Err(Errno::last()) } else { Ok(ret) };
+    explain::syscall(
+        || {
+            format!(
+                "perf_event_open({}, pid={pid}, cpu={cpu}, group_fd={group_fd}, flags={})",
+                describe_attr(attr, names),
+                open_flags_text(flags)
+            )
+        },
+        result.map(|fd| fd.to_string()).map_err(|e| e as i32),
+    );
+    let fd = i32::try_from(result?).map_err(|_| Errno::EOVERFLOW)?;
     // SAFETY: the kernel returned a new descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -278,9 +396,10 @@ fn open_for(
     attr: &PerfEventAttr,
     pid: i32,
     cpu: i32,
+    names: &AttrNames<'_>,
     target: impl FnOnce() -> PerfTarget,
 ) -> Result<OwnedFd, PerfError> {
-    raw_perf_event_open(attr, pid, cpu, -1, 0).map_err(|errno| PerfError::from_open(errno, target()))
+    raw_perf_event_open(attr, pid, cpu, -1, 0, names).map_err(|errno| PerfError::from_open(errno, target()))
 }
 
 /// The sysfs directory of a PMU, or NoPmu for a name that is not one component.
@@ -295,7 +414,9 @@ fn pmu_dir(pmu: &str) -> Result<PathBuf, PerfError> {
 fn read_pmu_file(pmu: &str, file: &str) -> Result<(PathBuf, String), PerfError> {
     let dir = pmu_dir(pmu)?;
     let path = dir.join(file);
-    match std::fs::read_to_string(&path) {
+    let read = std::fs::read_to_string(&path);
+    explain::read_file(&path, &read);
+    match read {
         Ok(text) => Ok((path, text)),
         Err(_) if !dir.is_dir() => Err(PerfError::NoPmu(pmu.to_string())),
         Err(err) => Err(PerfError::Io { path, err }),
@@ -353,7 +474,8 @@ pub fn open_uprobe(
     let path = c_string(binary.as_os_str().as_bytes(), "binary path")?;
     let attr = probe_attr("uprobe", &path, offset, retprobe)?;
     // `path` lives until the end of this function: config1 stays valid during the syscall.
-    open_for(&attr, pid, cpu, || PerfTarget::Uprobe { binary: binary.into(), offset, retprobe, pid })
+    let names = AttrNames { pmu: Some("uprobe"), config1: Some(&path) };
+    open_for(&attr, pid, cpu, &names, || PerfTarget::Uprobe { binary: binary.into(), offset, retprobe, pid })
 }
 
 /// A kprobe (or kretprobe) on kernel function `func` plus `offset`, for every task
@@ -362,13 +484,14 @@ pub fn open_kprobe(func: &str, offset: u64, retprobe: bool) -> Result<OwnedFd, P
     let name = c_string(func.as_bytes(), "kernel function name")?;
     let attr = probe_attr("kprobe", &name, offset, retprobe)?;
     // `name` lives until the end of this function: config1 stays valid during the syscall.
-    open_for(&attr, -1, 0, || PerfTarget::Kprobe { func: func.into(), offset, retprobe })
+    let names = AttrNames { pmu: Some("kprobe"), config1: Some(&name) };
+    open_for(&attr, -1, 0, &names, || PerfTarget::Kprobe { func: func.into(), offset, retprobe })
 }
 
 /// A tracepoint by its tracefs id. For a BPF program use pid -1, cpu 0.
 pub fn open_tracepoint(id: u32, pid: i32, cpu: i32) -> Result<OwnedFd, PerfError> {
     let attr = PerfEventAttr::new(PERF_TYPE_TRACEPOINT, u64::from(id));
-    open_for(&attr, pid, cpu, || PerfTarget::Tracepoint { id, pid })
+    open_for(&attr, pid, cpu, &AttrNames::default(), || PerfTarget::Tracepoint { id, pid })
 }
 
 /// The attr of the BPF-output event behind a per-CPU ring: every
@@ -391,7 +514,8 @@ pub fn bpf_output_attr(wakeup_watermark_bytes: u32) -> PerfEventAttr {
 pub fn open_bpf_output(cpu: u32, wakeup_watermark_bytes: u32) -> Result<OwnedFd, PerfError> {
     let cpu_arg =
         i32::try_from(cpu).map_err(|_| PerfError::InvalidArgument(format!("CPU {cpu} is out of range")))?;
-    open_for(&bpf_output_attr(wakeup_watermark_bytes), -1, cpu_arg, || PerfTarget::BpfOutput { cpu })
+    let attr = bpf_output_attr(wakeup_watermark_bytes);
+    open_for(&attr, -1, cpu_arg, &AttrNames::default(), || PerfTarget::BpfOutput { cpu })
 }
 
 /// An ioctl on a perf event fd that takes an integer argument.
@@ -404,10 +528,12 @@ fn perf_ioctl(
     // SAFETY: `fd` is an open descriptor (it is borrowed), and the three requests
     // used here (ENABLE, DISABLE, SET_BPF) take an integer by value, not a pointer.
     let rc = unsafe { libc::ioctl(fd.as_raw_fd(), request, arg) };
-    match rc {
-        -1 => Err(PerfError::Ioctl { request: name, errno: Errno::last() }),
-        _ => Ok(()),
-    }
+    let result = if rc == -1 { Err(Errno::last()) } else { Ok(rc) };
+    explain::syscall(
+        || format!("ioctl({}, {name}, {arg})", fd.as_raw_fd()),
+        result.map(|rc| rc.to_string()).map_err(|e| e as i32),
+    );
+    result.map(|_| ()).map_err(|errno| PerfError::Ioctl { request: name, errno })
 }
 
 /// Starts counting/sampling (PERF_EVENT_IOC_ENABLE).
@@ -643,6 +769,65 @@ mod tests {
         let bad = super::super::possible_cpus().unwrap().last().unwrap() + 1000;
         let err = open_bpf_output(bad, 0).unwrap_err();
         assert_eq!(err.errno(), Some(Errno::EINVAL), "{err}");
+    }
+
+    #[test]
+    fn calls_are_explained_with_their_errors() {
+        let uprobe = pmu_type("uprobe").unwrap();
+        let rec = crate::explain::record();
+        assert!(open_uprobe(Path::new("/"), 0x10, false, -1, 0).is_err());
+        let t = crate::tracefs::Tracefs::open().unwrap_or_else(|e| panic!("{e}"));
+        let id = t.event_id("syscalls", "sys_enter_getpid").unwrap();
+        let fd = open_tracepoint(id, -1, 0).unwrap();
+        let not_a_prog = std::fs::File::open("/dev/null").unwrap();
+        assert!(set_bpf_and_enable(fd.as_fd(), not_a_prog.as_fd()).is_err());
+        enable(fd.as_fd()).unwrap();
+        crate::explain::disable();
+        let (fd, null) = (fd.as_raw_fd(), not_a_prog.as_raw_fd());
+        let id_path = t.root().join("events/syscalls/sys_enter_getpid/id");
+        assert_eq!(
+            rec.text(),
+            format!(
+                "read(\"/sys/bus/event_source/devices/uprobe/type\") = \"{uprobe}\\n\"\n\
+                 perf_event_open({{type=uprobe({uprobe}), size=136, config=0 (entry), config1=\"/\", config2=0x10}}, \
+                 pid=-1, cpu=0, group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC) = -1 EINVAL (Invalid argument)\n\
+                 read(\"{}\") = \"{id}\\n\"\n\
+                 perf_event_open({{type=PERF_TYPE_TRACEPOINT(2), size=136, config={id}}}, pid=-1, cpu=0, \
+                 group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC) = {fd}\n\
+                 ioctl({fd}, PERF_EVENT_IOC_SET_BPF, {null}) = -1 EINVAL (Invalid argument)\n\
+                 ioctl({fd}, PERF_EVENT_IOC_ENABLE, 0) = 0\n",
+                id_path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn attrs_are_described_field_by_field() {
+        let path = CString::new("/bin/true").unwrap();
+        let mut attr = PerfEventAttr::new(8, 1);
+        attr.config1 = path.as_ptr() as u64;
+        attr.config2 = 0x4a20;
+        let names = AttrNames { pmu: Some("uprobe"), config1: Some(&path) };
+        assert_eq!(
+            describe_attr(&attr, &names),
+            "{type=uprobe(8), size=136, config=0x1 (return probe: the retprobe bit), config1=\"/bin/true\", \
+             config2=0x4a20}"
+        );
+        // Without the string, the pointer; without the PMU name, the numbers.
+        assert_eq!(
+            describe_attr(&attr, &AttrNames::default()),
+            format!("{{type=8, size=136, config=1, config1={:#x}, config2=0x4a20}}", attr.config1)
+        );
+        assert_eq!(
+            describe_attr(&bpf_output_attr(4096), &AttrNames::default()),
+            "{type=PERF_TYPE_SOFTWARE(1), size=136, config=PERF_COUNT_SW_BPF_OUTPUT(10), sample_period=1, \
+             sample_type=PERF_SAMPLE_RAW, flags=WATERMARK, wakeup_watermark=4096}"
+        );
+        assert_eq!(
+            describe_attr(&bpf_output_attr(0), &AttrNames::default()),
+            "{type=PERF_TYPE_SOFTWARE(1), size=136, config=PERF_COUNT_SW_BPF_OUTPUT(10), sample_period=1, \
+             sample_type=PERF_SAMPLE_RAW, wakeup_events=1}"
+        );
     }
 
     #[test]

@@ -216,7 +216,9 @@ impl Tracefs {
     }
 
     fn read(&self, path: &Path) -> Result<String, TracefsError> {
-        std::fs::read_to_string(path).map_err(|err| TracefsError::Io { path: path.into(), err })
+        let read = std::fs::read_to_string(path);
+        crate::explain::read_file(path, &read);
+        read.map_err(|err| TracefsError::Io { path: path.into(), err })
     }
 }
 
@@ -290,10 +292,12 @@ fn mount_tracefs(target: &Path) -> Result<(), Errno> {
     // function); data may be NULL for tracefs (no mount options).
     let rc =
         unsafe { libc::mount(c"nodev".as_ptr(), target.as_ptr(), c"tracefs".as_ptr(), 0, std::ptr::null()) };
-    match rc {
-        0 => Ok(()),
-        _ => Err(Errno::last()),
-    }
+    let result = if rc == 0 { Ok(()) } else { Err(Errno::last()) };
+    crate::explain::syscall(
+        || format!("mount(\"nodev\", {}, \"tracefs\", 0, NULL)", crate::explain::quote(target.to_bytes())),
+        result.map(|()| "0".to_string()).map_err(|e| e as i32),
+    );
+    result
 }
 
 fn close_matches(wanted: &str, candidates: &[String]) -> Vec<String> {
