@@ -66,6 +66,12 @@ struct Cli {
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = power_of_two)]
     ring_pages: usize,
 
+    /// Before the trace, show on stderr every call trace makes to the kernel to set it up
+    /// (bpf, perf_event_open, ioctl, mmap, the tracefs and sysfs files read), with
+    /// decoded arguments and results, where each probe goes and why, and each program.
+    #[arg(short = 'x', long)]
+    explain: bool,
+
     /// Run COMMAND as root even under sudo (by default it runs as the user who ran sudo).
     #[arg(long)]
     as_root: bool,
@@ -87,7 +93,8 @@ const EXAMPLES: &str = "Examples:
   sudo trace ./file-io                  the lab's trace of file-io
   sudo trace -u native -s openat ./file-io
   sudo trace -r -T -s open,close ./file-io buggy
-  sudo trace --watch ./file-io          then run ./file-io in another terminal";
+  sudo trace --watch ./file-io          then run ./file-io in another terminal
+  sudo trace -x -s open ./file-io       the calls, programs and probes behind it";
 
 fn power_of_two(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -113,6 +120,9 @@ fn main() -> ExitCode {
     if let Err(msg) = trace::privileges::check() {
         eprintln!("trace: {msg}");
         return ExitCode::from(77);
+    }
+    if cli.explain {
+        trace::explain::enable_stderr();
     }
     let config = Config {
         target,

@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use crate::bpf::{self, LoadedProgram, Map, MapType};
 use crate::codegen::{self, Ctx, Helpers, MapFds};
 use crate::elf::ElfFile;
+use crate::explain::{self, story};
 use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::kernel::KernelVersion;
 use crate::output::{Formatter, OutputOpts};
@@ -243,6 +244,7 @@ pub struct Summary {
 
 /// Runs a session; returns the exit status for the tracer.
 pub fn run(cfg: &Config) -> Result<i32, Error> {
+    explain::note(|| format!("{}\n{}", story::INTRO, story::STEP_PLAN));
     let kernel = KernelVersion::current();
     if let Some(w) = bpf::raise_memlock(kernel) {
         eprintln!("trace: warning: {w}");
@@ -288,16 +290,21 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         no_kprobes_reason: no_kprobes.clone().unwrap_or_default(),
     };
     let plan = plan::plan(&req, &env).map_err(Error::Plan)?;
+    explain::note(|| story::plan(&plan, tracefs.as_ref().map(|t| t.root()), kallsyms.as_ref()));
     report_skipped(&plan);
     if plan.probes.is_empty() {
         return Err(Error::NothingToTrace(plan.skipped));
     }
 
+    explain::note(|| story::STEP_MAPS.into());
     let possible =
         crate::perf::possible_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let online = crate::perf::online_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let maps = Maps::create(possible.iter().max().map_or(1, |m| m + 1))?;
+    story::maps(&[&maps.events, &maps.tgids, &maps.depth, &maps.pending, &maps.dropped]);
+    explain::note(|| story::STEP_PROGRAMS.into());
     let programs = load_programs(&plan, &maps, kernel)?;
+    explain::note(|| story::STEP_RINGS.into());
     let rings = open_rings(&online, cfg.ring_pages, &maps)?;
 
     if cfg.follow {
@@ -314,10 +321,13 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     };
     let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
     if let Some(pid) = pid {
+        explain::note(|| story::traced_process(pid, child.is_some()));
         maps.add_tgid(pid)?;
     }
+    explain::note(|| story::STEP_ATTACH.into());
     let per_pid = if scope == Scope::Process { pid } else { None };
     let attached = attach_all(&plan, &programs, per_pid)?;
+    explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, _programs: programs, rings, maps };
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
     // event loop (which detaches everything) and never lost or fatal.
@@ -339,6 +349,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let mut fmt = Formatter::new(io::BufWriter::with_capacity(64 * 1024, stdout), probes, cfg.output);
     let summary =
         event_loop(&mut live, &mut fmt, &signals, child.as_mut(), pidfd.as_ref(), &cfg.target, cfg.follow);
+    explain::note(|| story::AFTER.into());
     let dropped = live.maps.dropped(possible.len());
     drop(live); // detach everything before reporting
     let mut summary = summary?;
@@ -386,7 +397,11 @@ fn load_programs(plan: &Plan, maps: &Maps, kernel: KernelVersion) -> Result<Vec<
                 Ctx::PtRegs => bpf::ProgType::Kprobe,
                 Ctx::Tracepoint => bpf::ProgType::Tracepoint,
             };
-            bpf::load_program(prog_type, &prog.insns, &probe_label(p), kernel).map_err(Error::Bpf)
+            story::program(p, &prog);
+            let loaded =
+                bpf::load_program(prog_type, &prog.insns, &probe_label(p), kernel).map_err(Error::Bpf)?;
+            story::loaded(&loaded);
+            Ok(loaded)
         })
         .collect()
 }
@@ -433,14 +448,16 @@ fn attach_all(plan: &Plan, programs: &[LoadedProgram], pid: Option<u32>) -> Resu
         if let Some(e) = injected_attach_failure(i) {
             return Err(err(e));
         }
+        // A uprobe for one pid fires only in that process; without a pid it is
+        // system-wide (cpu 0 is enough: the program runs on every CPU). Kprobes
+        // and tracepoints are always system-wide: the programs filter.
+        let (pid, cpu) = match (&p.attach, pid) {
+            (Attach::Uprobe { .. }, Some(pid)) => (pid as i32, -1),
+            _ => (-1, 0),
+        };
+        explain::note(|| story::attaching(p, pid, cpu));
         let fd = match &p.attach {
             Attach::Uprobe { path, offset, .. } => {
-                // A uprobe for one pid fires only in that process; without a pid it
-                // is system-wide (cpu 0 is enough: the program runs on every CPU).
-                let (pid, cpu) = match pid {
-                    Some(pid) => (pid as i32, -1),
-                    None => (-1, 0),
-                };
                 crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu).map_err(err)?
             }
             Attach::Kprobe { func, .. } => crate::perf::open_kprobe(func, 0, p.ret).map_err(err)?,

@@ -20,6 +20,7 @@
 //! - `# text`: a note;
 //! - four spaces, then a program listing line.
 
+pub mod story;
 
 use std::cell::RefCell;
 use std::fmt::Write as _;

@@ -1,0 +1,404 @@
+//! The notes `--explain` puts between the recorded calls: how each attach point
+//! was found, each program's listing, and the ids the kernel gave to what was
+//! loaded. Built from the plan and from what the kernel answered, never from a
+//! second description of the calls (those are recorded where they are made).
+
+use std::path::Path;
+
+use crate::bpf::{LoadedProgram, Map};
+use crate::bpf_asm::Program;
+use crate::codegen::{Filter, Register, Value};
+use crate::kallsyms::Kallsyms;
+use crate::plan::{Attach, Kind, Plan, Probe, Skipped};
+
+use super::{listing, note};
+
+/// The first lines of the explanation.
+pub const INTRO: &str = "\
+trace --explain: every call trace makes to the kernel to set up tracing, in order, as strace
+would show it (`bpf(...) = 3`), with notes (`#`) and the programs (indented). The trace itself
+follows on stdout.";
+
+/// The numbered steps of a session, as section titles.
+pub const STEP_PLAN: &str = "\n1. Planning: where each probe goes";
+/// See [`STEP_PLAN`].
+pub const STEP_MAPS: &str = "\n2. Maps: the memory shared by the programs and trace";
+/// See [`STEP_PLAN`].
+pub const STEP_PROGRAMS: &str = "\n3. Programs: one per probe, checked by the verifier when loaded";
+/// See [`STEP_PLAN`].
+pub const STEP_RINGS: &str = "\n4. Rings: one perf event per CPU receives what bpf_perf_event_output sends; \
+its ring is mapped into trace's memory and its fd stored in the `events` map";
+/// See [`STEP_PLAN`].
+pub const STEP_ATTACH: &str = "\n5. Attaching: a perf event per probe, the program set on it, then enabled";
+/// The last note before the trace.
+pub const OUTRO: &str =
+    "\nThe probes are live. Closing the perf event fds (at exit) detaches them; closing the \
+program and map fds unloads the rest.";
+
+/// The note before the one call made after the trace.
+pub const AFTER: &str = "\nAfter the trace: the `dropped` counters (one per CPU) say how many records found \
+their ring full";
+
+/// How the probe is named in the explanation: `probe 0, uprobe:native`.
+fn title(p: &Probe) -> String {
+    format!("probe {}, {}", p.id, crate::session::probe_label(p))
+}
+
+/// How every probe of the plan was placed, and why some were skipped.
+pub fn plan(plan: &Plan, tracefs_root: Option<&Path>, kallsyms: Option<&Kallsyms>) -> String {
+    let mut out = String::new();
+    for p in plan.probes.iter().chain(plan.hidden.iter()) {
+        out.push_str(&attach_point(p, tracefs_root));
+    }
+    for s in &plan.skipped {
+        out.push_str(&skipped(s, kallsyms));
+    }
+    out
+}
+
+/// How one probe's attach point was found, with the numbers that go into
+/// perf_event_open.
+pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
+    match &p.attach {
+        Attach::Uprobe { path, offset, symbol } => {
+            let what = match (p.spec.register, p.ret) {
+                (Register::No, false) => format!("a breakpoint at the entry of {} in {}", p.func, path.display()),
+                (Register::No, true) => format!(
+                    "the same place; at entry the kernel swaps the return address so that it also \
+                     stops when {} returns",
+                    p.func
+                ),
+                (_, _) => format!(
+                    "the entry point of {} (hidden): adds each process that starts it to the traced set",
+                    path.display()
+                ),
+            };
+            let mut s = format!("{}: {what}\n", title(p));
+            if !p.ret {
+                let aliases = match symbol.aliases.as_slice() {
+                    [] => String::new(),
+                    names => format!(", also named {}", names.join(", ")),
+                };
+                s.push_str(&format!(
+                    "  symbol {}: st_value {:#x}, {} bytes, in section {}{aliases}\n",
+                    symbol.name, symbol.addr, symbol.size, symbol.section
+                ));
+                s.push_str(&format!("  file offset: {}\n", symbol.formula()));
+            }
+            s.push_str(&format!(
+                "  perf_event_open gets config1 = {}, config2 = {offset:#x}{}\n",
+                super::quote(path.as_os_str().as_encoded_bytes()),
+                if p.ret { ", and the retprobe bit in config" } else { "" }
+            ));
+            s
+        }
+        Attach::Tracepoint { category, name, id } => {
+            let format = match tracefs_root {
+                Some(root) => {
+                    root.join("events").join(category).join(name).join("format").display().to_string()
+                }
+                None => format!("events/{category}/{name}/format"),
+            };
+            let event = match (category.as_str(), p.ret, p.spec.register) {
+                (_, _, Register::Field(_)) => {
+                    "a process forking (hidden): adds the child of a traced process to the traced set".into()
+                }
+                ("syscalls", false, _) => format!("the entry of the {} system call", p.func),
+                ("syscalls", true, _) => format!("the return from the {} system call", p.func),
+                _ => format!("{category}/{name}"),
+            };
+            let mut s = format!("{}: the kernel's tracepoint at {event}\n", title(p));
+            s.push_str(&format!(
+                "  id {id}: the `ID:` line of {format}; perf_event_open gets it as config\n"
+            ));
+            let read = match p.spec.register {
+                Register::Field(offset) => format!("the new pid at {offset}"),
+                _ => fields(p),
+            };
+            s.push_str(&format!("  fields the program reads (offset, size from that file): {read}\n"));
+            s
+        }
+        Attach::Kprobe { func, addr } => {
+            let mut s = format!("{}: /proc/kallsyms has {func} at {addr:#x}\n", title(p));
+            s.push_str(&format!(
+                "  perf_event_open gets config1 = {}, config2 = 0 (no offset into it){}\n",
+                super::quote(func.as_bytes()),
+                if p.ret { ", and the retprobe bit in config" } else { "" }
+            ));
+            s
+        }
+    }
+}
+
+/// `filename at 16 (8 bytes, a user string), flags at 24 (8 bytes)`.
+fn fields(p: &Probe) -> String {
+    let shown: Vec<String> = p
+        .values
+        .iter()
+        .zip(&p.spec.values)
+        .enumerate()
+        .map(|(i, (desc, v))| {
+            let (offset, size) = match v {
+                Value::Field { offset, size } => (i64::from(*offset), u32::from(*size)),
+                Value::Reg(off) => (i64::from(*off), 8),
+            };
+            let string = if p.string_arg == Some(i) { ", a user string" } else { "" };
+            format!("{} at {offset} ({size} bytes{string})", desc.name)
+        })
+        .collect();
+    if shown.is_empty() {
+        "none".into()
+    } else {
+        shown.join(", ")
+    }
+}
+
+/// A probe the kernel cannot offer: where it would have gone, and why not.
+pub fn skipped(s: &Skipped, kallsyms: Option<&Kallsyms>) -> String {
+    match kallsyms.and_then(|k| k.function(&s.what)) {
+        Some(addr) => {
+            format!("{}: /proc/kallsyms has it at {addr:#x}, but it is skipped: {}\n", s.what, s.why)
+        }
+        None => format!("{}: skipped: {}\n", s.what, s.why),
+    }
+}
+
+/// Asks the kernel for each map's id and notes it (`bpftool map show id N`).
+pub fn maps(maps: &[&Map]) {
+    if !super::enabled() {
+        return;
+    }
+    for m in maps {
+        match m.info() {
+            Ok(info) => note(|| {
+                format!(
+                    "map `{}` (fd {}) has id {}: `bpftool map show id {}`; {}",
+                    m.name,
+                    m.raw_fd(),
+                    info.id,
+                    info.id,
+                    map_purpose(&m.name)
+                )
+            }),
+            Err(e) => note(|| format!("map `{}`: {e}", m.name)),
+        }
+    }
+}
+
+/// What each map of the session is for.
+fn map_purpose(name: &str) -> &'static str {
+    match name {
+        "events" => "CPU number -> the fd of that CPU's ring",
+        "tgids" => "the processes traced (tgid -> 1)",
+        "depth" => "the threads inside a traced program function (tid -> depth)",
+        "pending" => "file names the entry could not read, kept for the return probe",
+        "dropped" => "per CPU, the records that found the ring full",
+        _ => "",
+    }
+}
+
+/// The program of a probe, before it is loaded: a title and its listing
+/// (verifier syntax, `; ` comments naming the blocks, `label:` lines).
+pub fn program(p: &Probe, prog: &Program) {
+    note(|| {
+        let filter = match p.spec.filter {
+            Filter::None => "no filter in the program (the perf event is opened for the traced process only)",
+            Filter::Tgid => "it filters on the traced processes",
+            Filter::Inside => "it filters on the threads inside a traced program function",
+        };
+        format!("program of {}: {} instructions; {filter}", title(p), prog.len())
+    });
+    listing(|| prog.listing());
+}
+
+/// Asks the kernel about a program just loaded and notes its id and sizes.
+pub fn loaded(prog: &LoadedProgram) {
+    if !super::enabled() {
+        return;
+    }
+    match prog.info() {
+        Ok(info) => note(|| {
+            format!(
+                "loaded as prog id {} (tag {}): {} bytes after the verifier's rewrites, {} bytes of \
+                 machine code; `bpftool prog dump xlated id {}` shows it",
+                info.id,
+                info.tag_hex(),
+                info.xlated_len,
+                info.jited_len,
+                info.id
+            )
+        }),
+        Err(e) => note(|| format!("loaded; {e}")),
+    }
+}
+
+/// The process the probes are for, once its pid is known.
+pub fn traced_process(pid: u32, held: bool) -> String {
+    if held {
+        format!(
+            "the command is started and held before its exec: its pid {pid} is known before any probe \
+             is attached, so nothing it does is missed. Its pid goes into `tgids`:"
+        )
+    } else {
+        format!("the process to trace is {pid}; its pid goes into `tgids`:")
+    }
+}
+
+/// Before a probe's perf event is opened: which probe, where, for whom.
+pub fn attaching(p: &Probe, pid: i32, cpu: i32) -> String {
+    let whom = match (pid, cpu) {
+        (-1, _) => format!("every process (pid -1, cpu {cpu}: the program runs on every CPU)"),
+        (pid, _) => format!("process {pid} only (pid {pid}, cpu -1: on any CPU)"),
+    };
+    let at = match &p.attach {
+        Attach::Uprobe { path, offset, .. } => format!("offset {offset:#x} of {}", path.display()),
+        Attach::Tracepoint { category, name, id } => format!("tracepoint {category}/{name} (id {id})"),
+        Attach::Kprobe { func, .. } => format!("kernel function {func}"),
+    };
+    let kind = match p.kind {
+        Kind::ProgFunc | Kind::LibFunc => "uprobe",
+        Kind::Syscall => "tracepoint",
+        Kind::KFunc => "kprobe",
+    };
+    format!("{}: a {kind} event at {at}, for {whom}", title(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::{Ctx, Depth, ProgSpec, StringOp};
+    use crate::elf::{SymKind, Symbol};
+    use crate::plan::ValueDesc;
+    use std::path::PathBuf;
+
+    fn spec(ctx: Ctx, values: Vec<Value>) -> ProgSpec {
+        ProgSpec {
+            probe_id: 0,
+            ctx,
+            filter: Filter::None,
+            values,
+            string: StringOp::None,
+            depth: Depth::None,
+            register: Register::No,
+            floor: false,
+        }
+    }
+
+    fn desc(name: &str) -> ValueDesc {
+        ValueDesc { name: name.into(), size: 8, signed: false, pointer: false }
+    }
+
+    fn uprobe_probe(ret: bool) -> Probe {
+        let symbol = Symbol {
+            name: "native".into(),
+            addr: 0x1189,
+            size: 52,
+            offset: 0x1189,
+            section: ".text".into(),
+            sh_addr: 0x1060,
+            sh_offset: 0x1060,
+            kind: SymKind::Func,
+            weak: false,
+            aliases: vec![],
+        };
+        Probe {
+            id: u32::from(ret),
+            kind: Kind::ProgFunc,
+            ret,
+            func: "native".into(),
+            attach: Attach::Uprobe {
+                path: PathBuf::from("/lab/file-io"),
+                offset: 0x1189,
+                symbol: Box::new(symbol),
+            },
+            spec: spec(Ctx::PtRegs, vec![]),
+            values: vec![],
+            string_arg: None,
+            show_comm: false,
+            pair: u32::from(!ret),
+        }
+    }
+
+    #[test]
+    fn uprobe_attach_points() {
+        assert_eq!(
+            attach_point(&uprobe_probe(false), None),
+            "probe 0, uprobe:native: a breakpoint at the entry of native in /lab/file-io\n\
+             \x20 symbol native: st_value 0x1189, 52 bytes, in section .text\n\
+             \x20 file offset: st_value 0x1189 - sh_addr 0x1060 + sh_offset 0x1060 (.text) = 0x1189\n\
+             \x20 perf_event_open gets config1 = \"/lab/file-io\", config2 = 0x1189\n"
+        );
+        assert_eq!(
+            attach_point(&uprobe_probe(true), None),
+            "probe 1, uretprobe:native: the same place; at entry the kernel swaps the return address so \
+             that it also stops when native returns\n\
+             \x20 perf_event_open gets config1 = \"/lab/file-io\", config2 = 0x1189, and the retprobe bit in config\n"
+        );
+    }
+
+    #[test]
+    fn tracepoint_attach_point() {
+        let p = Probe {
+            id: 4,
+            kind: Kind::Syscall,
+            ret: false,
+            func: "open".into(),
+            attach: Attach::Tracepoint {
+                category: "syscalls".into(),
+                name: "sys_enter_open".into(),
+                id: 784,
+            },
+            spec: spec(
+                Ctx::Tracepoint,
+                vec![Value::Field { offset: 16, size: 8 }, Value::Field { offset: 24, size: 8 }],
+            ),
+            values: vec![desc("filename"), desc("flags")],
+            string_arg: Some(0),
+            show_comm: false,
+            pair: 5,
+        };
+        assert_eq!(
+            attach_point(&p, Some(Path::new("/sys/kernel/tracing"))),
+            "probe 4, tracepoint:syscalls:sys_enter_open: the kernel's tracepoint at the entry of the open \
+             system call\n\
+             \x20 id 784: the `ID:` line of /sys/kernel/tracing/events/syscalls/sys_enter_open/format; \
+             perf_event_open gets it as config\n\
+             \x20 fields the program reads (offset, size from that file): filename at 16 (8 bytes, a user \
+             string), flags at 24 (8 bytes)\n"
+        );
+        assert_eq!(
+            attaching(&p, -1, 0),
+            "probe 4, tracepoint:syscalls:sys_enter_open: a tracepoint event at tracepoint \
+             syscalls/sys_enter_open (id 784), for every process (pid -1, cpu 0: the program runs on every CPU)"
+        );
+    }
+
+    #[test]
+    fn kprobe_attach_point_and_skips() {
+        let p = Probe {
+            id: 8,
+            kind: Kind::KFunc,
+            ret: false,
+            func: "vfs_open".into(),
+            attach: Attach::Kprobe { func: "vfs_open".into(), addr: 0xffffffff816d1c90 },
+            spec: spec(Ctx::PtRegs, vec![Value::Reg(112)]),
+            values: vec![desc("arg0")],
+            string_arg: None,
+            show_comm: false,
+            pair: 9,
+        };
+        assert_eq!(
+            attach_point(&p, None),
+            "probe 8, kprobe:vfs_open: /proc/kallsyms has vfs_open at 0xffffffff816d1c90\n\
+             \x20 perf_event_open gets config1 = \"vfs_open\", config2 = 0 (no offset into it)\n"
+        );
+        let k = Kallsyms::parse("ffffffff816d1c90 T vfs_open\n");
+        let s = Skipped { what: "vfs_open".into(), why: "no kprobes".into() };
+        assert_eq!(
+            skipped(&s, Some(&k)),
+            "vfs_open: /proc/kallsyms has it at 0xffffffff816d1c90, but it is skipped: no kprobes\n"
+        );
+        let s = Skipped { what: "nope".into(), why: "no kprobes".into() };
+        assert_eq!(skipped(&s, Some(&k)), "nope: skipped: no kprobes\n");
+    }
+}
