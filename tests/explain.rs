@@ -1,0 +1,780 @@
+//! `trace --explain` checked against independent witnesses:
+//!
+//! - strace: every bpf, perf_event_open, ioctl and ring mmap call strace sees the
+//!   tracer make is in the explanation, in the same order, with the same
+//!   arguments (those both show) and the same result; and nothing else is.
+//! - bpftool: the listing of every program equals `bpftool prog dump xlated` of
+//!   the same loaded program, up to the kernel's own rewrites, named in
+//!   [`Rewrite`].
+//! - readelf, tracefs and /proc/kallsyms: the attach-point notes carry their numbers.
+//!
+//! And the trace itself (stdout) is the same with and without `--explain`.
+
+mod common;
+use common::*;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+// ---- One parser for strace's lines and the explanation's -----------------------------
+
+/// The system calls the explanation must account for.
+const KINDS: [&str; 4] = ["bpf", "perf_event_open", "ioctl", "mmap"];
+
+/// `name(args) = result`, as strace and the explanation both write it.
+#[derive(Clone, Debug)]
+struct Call {
+    name: String,
+    args: Vec<String>,
+    result: String,
+    line: String,
+}
+
+fn parse_call(line: &str) -> Option<Call> {
+    let open = line.find('(')?;
+    let name = &line[..open];
+    if !KINDS.contains(&name) {
+        return None;
+    }
+    // strace pads short calls: `ioctl(18, PERF_EVENT_IOC_SET_BPF, 9)    = 0`.
+    let eq = line.rfind(" = ")?;
+    let call = line[..eq].trim_end();
+    let inner = call.strip_suffix(')')?.get(open + 1..)?;
+    Some(Call {
+        name: name.to_string(),
+        args: split_top(inner),
+        result: line[eq + 3..].trim().to_string(),
+        line: line.to_string(),
+    })
+}
+
+/// Splits at the commas that are outside quotes, brackets and comments.
+fn split_top(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut depth, mut quoted, mut escaped) =
+        (Vec::new(), String::new(), 0i32, false, false);
+    for c in s.chars() {
+        if quoted {
+            cur.push(c);
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => quoted = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => quoted = true,
+            '{' | '[' | '(' => depth += 1,
+            '}' | ']' | ')' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
+/// `{a=1, b={c=2}}` -> {a: 1, b.c: 2}; items without `=` (strace's `...`) are left out.
+fn fields(s: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let inner = s.trim().strip_prefix('{').and_then(|s| s.strip_suffix('}')).unwrap_or(s);
+    for item in split_top(inner) {
+        let Some((k, v)) = item.split_once('=') else { continue };
+        if v.starts_with('{') {
+            for (k2, v2) in fields(v) {
+                out.insert(format!("{k}.{k2}"), v2);
+            }
+        } else {
+            out.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+fn int(s: &str) -> Option<i128> {
+    let (neg, digits) = match s.strip_prefix('-') {
+        Some(d) => (true, d),
+        None => (false, s),
+    };
+    let v = match digits.strip_prefix("0x") {
+        Some(h) => i128::from_str_radix(h, 16).ok()?,
+        None => digits.parse().ok()?,
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// A value in a form both tools agree on: numbers in decimal (strace writes
+/// `0x88 /* PERF_ATTR_SIZE_??? */`, the explanation `136`; strace
+/// `PERF_TYPE_SOFTWARE`, the explanation `PERF_TYPE_SOFTWARE(1)`; strace
+/// `BPF_MAP_TYPE_HASH`, the explanation `HASH`).
+fn norm(v: &str) -> String {
+    let v = v.split(" /*").next().unwrap_or(v).trim();
+    if let (Some(open), true) = (v.find('('), v.ends_with(')')) {
+        if let Some(n) = int(&v[open + 1..v.len() - 1]) {
+            return n.to_string();
+        }
+    }
+    let first = v.split([' ', '(']).next().unwrap_or(v);
+    if let Some(n) = int(first) {
+        return n.to_string();
+    }
+    // strace's names for the numbers the explanation writes as NAME(N).
+    let known =
+        [("PERF_TYPE_SOFTWARE", "1"), ("PERF_TYPE_TRACEPOINT", "2"), ("PERF_COUNT_SW_BPF_OUTPUT", "10")];
+    if let Some((_, n)) = known.iter().find(|(name, _)| *name == v) {
+        return n.to_string();
+    }
+    v.trim_start_matches("BPF_MAP_TYPE_").trim_start_matches("BPF_PROG_TYPE_").to_string()
+}
+
+/// Does the explanation's call say what strace saw?
+fn same_call(st: &Call, ours: &Call) -> Result<(), String> {
+    if st.name != ours.name || st.result != ours.result {
+        return Err("different call or result".into());
+    }
+    match st.name.as_str() {
+        "ioctl" | "mmap" if st.args == ours.args => Ok(()),
+        "ioctl" | "mmap" => Err("different arguments".into()),
+        "bpf" => same_bpf(st, ours),
+        _ => same_perf_event_open(st, ours),
+    }
+}
+
+fn same_bpf(st: &Call, ours: &Call) -> Result<(), String> {
+    if st.args.first() != ours.args.first() {
+        return Err("different command".into());
+    }
+    let (s, o) = (fields(&st.args[1]), fields(&ours.args[1]));
+    if o.is_empty() {
+        return Err("the explanation shows no attr fields".into());
+    }
+    for (k, v) in &o {
+        // strace shows the addresses of key and value; the explanation, what is there.
+        if k == "key" || k == "value" {
+            if !s.contains_key(k) {
+                return Err(format!("strace shows no {k}"));
+            }
+            continue;
+        }
+        match s.get(k) {
+            Some(sv) if norm(sv) == norm(v) => {}
+            other => return Err(format!("{k}: strace {other:?}, explanation {v:?}")),
+        }
+    }
+    Ok(())
+}
+
+fn same_perf_event_open(st: &Call, ours: &Call) -> Result<(), String> {
+    let (s, o) = (fields(&st.args[0]), fields(&ours.args[0]));
+    let flags: Vec<String> =
+        o.get("flags").map(|f| f.split('|').map(str::to_lowercase).collect()).unwrap_or_default();
+    for (k, v) in &o {
+        match k.as_str() {
+            "flags" => {
+                for f in &flags {
+                    if s.get(f).map(String::as_str) != Some("1") {
+                        return Err(format!("flag {f} is not set in strace's attr"));
+                    }
+                }
+            }
+            // The explanation shows the string config1 points to; strace, the pointer.
+            "config1" if v.starts_with('"') => {
+                if s.get("config1").is_none_or(|p| norm(p) == "0") {
+                    return Err("config1: no pointer in strace's attr".into());
+                }
+            }
+            _ => match s.get(k) {
+                Some(sv) if norm(sv) == norm(v) => {}
+                other => return Err(format!("{k}: strace {other:?}, explanation {v:?}")),
+            },
+        }
+    }
+    // Everything strace shows set must be in the explanation too.
+    for (k, v) in &s {
+        let set = norm(v) != "0" && v != "NULL";
+        if set && !o.contains_key(k) && !flags.contains(k) {
+            return Err(format!("strace shows {k}={v}, the explanation does not"));
+        }
+    }
+    let named = |a: &String| a.split_once('=').map_or(a.clone(), |(_, v)| v.to_string());
+    let (sa, oa): (Vec<_>, Vec<_>) = (st.args[1..].to_vec(), ours.args[1..].iter().map(named).collect());
+    if sa != oa {
+        return Err(format!("pid, cpu, group_fd, flags: strace {sa:?}, explanation {oa:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn the_parsers_read_both_styles() {
+    let st = parse_call(
+        "perf_event_open({type=0x8 /* PERF_TYPE_??? */, size=0x88 /* PERF_ATTR_SIZE_??? */, config=0, \
+         watermark=0, config1=0x5555653597a0, config2=0xf7fc0, sample_max_stack=0, ...}, 3800, -1, -1, \
+         PERF_FLAG_FD_CLOEXEC) = 14",
+    )
+    .unwrap();
+    let ours = parse_call(
+        "perf_event_open({type=uprobe(8), size=136, config=0 (entry), config1=\"/a, b\", config2=0xf7fc0}, \
+         pid=3800, cpu=-1, group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC) = 14",
+    )
+    .unwrap();
+    assert_eq!(ours.args.len(), 5, "{:?}", ours.args);
+    assert_eq!(same_call(&st, &ours), Ok(()));
+    let wrong = parse_call(&ours.line.replace("0xf7fc0", "0xf7fc8")).unwrap();
+    assert!(same_call(&st, &wrong).unwrap_err().starts_with("config2"));
+    let st = parse_call("ioctl(18, PERF_EVENT_IOC_SET_BPF, 9)    = 0").unwrap();
+    assert_eq!(same_call(&st, &parse_call("ioctl(18, PERF_EVENT_IOC_SET_BPF, 9) = 0").unwrap()), Ok(()));
+    assert!(same_call(&st, &parse_call("ioctl(18, PERF_EVENT_IOC_SET_BPF, 8) = 0").unwrap()).is_err());
+    let st = parse_call(
+        "bpf(BPF_MAP_CREATE, {map_type=BPF_MAP_TYPE_HASH, key_size=4, value_size=4, max_entries=4096, \
+         map_flags=0, inner_map_fd=0, map_name=\"tgids\"}, 44) = 4",
+    )
+    .unwrap();
+    let ours = "bpf(BPF_MAP_CREATE, {map_type=HASH, key_size=4, value_size=4, max_entries=4096, map_name=\"tgids\"}) = 4";
+    assert_eq!(same_call(&st, &parse_call(ours).unwrap()), Ok(()));
+    assert!(same_call(&st, &parse_call(&ours.replace("4096", "4097")).unwrap()).is_err());
+    assert!(same_call(&st, &parse_call(&ours.replace("= 4", "= 5")).unwrap()).is_err());
+}
+
+// ---- Running the tracer under strace -------------------------------------------------
+
+/// The explanation (stderr), the calls strace saw the tracer make, and the output.
+struct Traced {
+    output: Output,
+    explained: Vec<Call>,
+    seen: Vec<Call>,
+}
+
+fn explanation(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs `trace ARGS` under `strace -f` in `dir` and reads both accounts.
+fn under_strace(args: &[&str], dir: &Path) -> Traced {
+    let out_dir = temp_dir("strace");
+    let prefix = out_dir.join("st");
+    let output = Command::new("strace")
+        .args(["-v", "-ff", "-e", "trace=bpf,perf_event_open,ioctl,mmap,execve", "-o"])
+        .arg(&prefix)
+        .arg(TRACE)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("strace runs (install Debian's strace package)");
+    // -ff writes one file per process; the tracer's is the one that execs it.
+    let tracer = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .find(|text| text.starts_with(&format!("execve(\"{TRACE}\"")))
+        .unwrap_or_else(|| {
+            panic!("no strace file of the tracer in {}: {}", out_dir.display(), stderr(&output))
+        });
+    let mut seen: Vec<Call> = tracer.lines().filter_map(parse_call).collect();
+    // Only the mmaps of perf events: the others are the memory allocator's.
+    let perf_fds: BTreeSet<String> =
+        seen.iter().filter(|c| c.name == "perf_event_open").map(|c| c.result.clone()).collect();
+    seen.retain(|c| c.name != "mmap" || c.args.get(4).is_some_and(|fd| perf_fds.contains(fd)));
+    let explained = explanation(&output).lines().filter_map(parse_call).collect();
+    Traced { output, explained, seen }
+}
+
+/// Every call strace saw, in order, is the explanation's call at the same place.
+fn assert_accounted(t: &Traced) {
+    let mut msg = String::new();
+    for i in 0..t.seen.len().max(t.explained.len()) {
+        let (s, o) = (t.seen.get(i), t.explained.get(i));
+        let verdict = match (s, o) {
+            (Some(s), Some(o)) => same_call(s, o).err(),
+            _ => Some("missing".into()),
+        };
+        if let Some(v) = verdict {
+            msg.push_str(&format!(
+                "call {i}: {v}\n  strace:      {}\n  explanation: {}\n",
+                s.map_or("<none>", |c| c.line.as_str()),
+                o.map_or("<none>", |c| c.line.as_str())
+            ));
+        }
+    }
+    assert!(msg.is_empty(), "the explanation and strace disagree:\n{msg}");
+}
+
+fn count(calls: &[Call], name: &str, first_arg: Option<&str>) -> usize {
+    calls.iter().filter(|c| c.name == name && first_arg.is_none_or(|a| c.args[0] == a)).count()
+}
+
+fn online_cpus() -> usize {
+    trace::perf::online_cpus().unwrap().len()
+}
+
+#[test]
+fn every_call_strace_sees_is_explained() {
+    let dir = build_file_io("explain-strace");
+    let t = under_strace(&["--explain", "./file-io"], &dir);
+    assert!(t.output.status.success(), "{}", explanation(&t.output));
+    assert_accounted(&t);
+    // Not vacuous: the lab's probes, each loaded, attached and enabled.
+    let probes = if has_kprobes() { 14 } else { 10 };
+    let c = &t.explained;
+    assert_eq!(count(c, "bpf", Some("BPF_MAP_CREATE")), 4);
+    assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes);
+    assert_eq!(count(c, "perf_event_open", None), probes + online_cpus());
+    let ioctls = |request: &str| c.iter().filter(|x| x.name == "ioctl" && x.args[1] == request).count();
+    let (set, enable) = (ioctls("PERF_EVENT_IOC_SET_BPF"), ioctls("PERF_EVENT_IOC_ENABLE"));
+    assert_eq!((count(c, "ioctl", None), set, enable), (2 * probes, probes, probes));
+    assert_eq!(count(c, "mmap", None), online_cpus());
+    // The trace itself is unchanged by --explain, and comes after the explanation.
+    assert_lines(&stdout_lines(&t.output), &lab_expected(has_kprobes()), "trace --explain ./file-io");
+    let err = explanation(&t.output);
+    let attaching = err.lines().position(|l| l.starts_with("Attaching")).expect("Attaching line");
+    assert!(err.lines().skip(attaching + 1).all(|l| parse_call(l).is_none()), "no call after Attaching");
+}
+
+#[test]
+fn a_failing_call_is_explained_with_its_errno() {
+    let dir = build_file_io("explain-fail");
+    // A ring of 2^20 pages (4 GiB) per CPU: the kernel refuses the mmap.
+    let t = under_strace(&["--explain", "--ring-pages", "1048576", "-s", "open", "./file-io"], &dir);
+    assert_eq!(t.output.status.code(), Some(5), "{}", explanation(&t.output));
+    assert_accounted(&t);
+    let last = t.explained.last().expect("calls explained");
+    assert_eq!(last.name, "mmap", "{}", last.line);
+    assert_eq!(last.args[1], "4294971392");
+    assert_eq!(last.result, "-1 ENOMEM (Cannot allocate memory)");
+}
+
+// ---- Where each probe goes -----------------------------------------------------------
+
+/// `readelf -sW` / `-SW` of a file: (st_value, size) of a function, (sh_addr, sh_offset) of a section.
+fn readelf(args: &[&str], file: &Path) -> String {
+    let o = Command::new("readelf").args(args).arg(file).output().expect("readelf runs");
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn symbol(file: &Path, name: &str) -> (u64, u64) {
+    let text = readelf(&["-sW"], file);
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(7) == Some(name) && l.contains(" FUNC "))
+        .unwrap_or_else(|| panic!("no {name} in readelf -s {}", file.display()));
+    let w: Vec<&str> = line.split_whitespace().collect();
+    (u64::from_str_radix(w[1], 16).unwrap(), w[2].parse().unwrap())
+}
+
+fn section(file: &Path, name: &str) -> (u64, u64) {
+    let text = readelf(&["-SW"], file);
+    let line = text.lines().find(|l| l.split_whitespace().any(|w| w == name)).unwrap();
+    let w: Vec<&str> = line.split(']').nth(1).unwrap().split_whitespace().collect();
+    (u64::from_str_radix(w[2], 16).unwrap(), u64::from_str_radix(w[3], 16).unwrap())
+}
+
+#[test]
+fn attach_points_carry_the_numbers_of_elf_tracefs_and_kallsyms() {
+    let dir = build_file_io("explain-where");
+    let out = trace(&["--explain", "./file-io"], &dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = explanation(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    let has = |want: &str| assert!(lines.contains(&want), "missing line:\n{want}\nin:\n{err}");
+
+    // uprobe: native in file-io, numbers from readelf.
+    let exe = std::fs::canonicalize(dir.join("file-io")).unwrap();
+    let (value, size) = symbol(&exe, "native");
+    let (sh_addr, sh_offset) = section(&exe, ".text");
+    let offset = value - sh_addr + sh_offset;
+    has(&format!("#   symbol native: st_value {value:#x}, {size} bytes, in section .text"));
+    has(&format!(
+        "#   file offset: st_value {value:#x} - sh_addr {sh_addr:#x} + sh_offset {sh_offset:#x} (.text) = {offset:#x}"
+    ));
+    let open_native = format!("config=0 (entry), config1=\"{}\", config2={offset:#x}}}", exe.display());
+    assert!(
+        lines.iter().any(|l| l.starts_with("perf_event_open(") && l.contains(&open_native)),
+        "no perf_event_open with {open_native}:\n{err}"
+    );
+
+    // tracepoint: id and field offsets from tracefs.
+    let events = Path::new("/sys/kernel/tracing/events/syscalls");
+    let id = std::fs::read_to_string(events.join("sys_enter_open/id")).unwrap();
+    has(&format!(
+        "#   id {}: the `ID:` line of {}; perf_event_open gets it as config",
+        id.trim(),
+        events.join("sys_enter_open/format").display()
+    ));
+    let format = std::fs::read_to_string(events.join("sys_enter_open/format")).unwrap();
+    let field = |name: &str| {
+        let l = format.lines().find(|l| l.contains(&format!(" {name};"))).unwrap();
+        let num = |key: &str| l.split(key).nth(1).unwrap().split(';').next().unwrap().to_string();
+        format!("{name} at {} ({} bytes", num("offset:"), num("size:"))
+    };
+    has(&format!(
+        "#   fields the program reads (offset, size from that file): {}, a user string), {}), {})",
+        field("filename"),
+        field("flags"),
+        field("mode")
+    ));
+
+    // kprobe: the address in /proc/kallsyms (skipped where there are no kprobes).
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let addr = kallsyms
+        .lines()
+        .find(|l| l.ends_with(" vfs_open") && (l.contains(" T ") || l.contains(" t ")))
+        .map(|l| u64::from_str_radix(l.split_whitespace().next().unwrap(), 16).unwrap())
+        .expect("vfs_open in /proc/kallsyms");
+    let want = if has_kprobes() {
+        format!("kprobe:vfs_open: /proc/kallsyms has vfs_open at {addr:#x}")
+    } else {
+        format!(
+            "# vfs_open: /proc/kallsyms has it at {addr:#x}, but it is skipped: this kernel has no kprobes"
+        )
+    };
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+}
+
+// ---- The programs, against the kernel's copy -----------------------------------------
+
+/// A program the explanation showed and the kernel loaded.
+#[derive(Debug)]
+struct Shown {
+    title: String,
+    prog_type: String,
+    /// `(slot, code, text)` of each instruction of the listing.
+    insns: Vec<(usize, String, String)>,
+    comments: Vec<String>,
+    id: u32,
+}
+
+/// `  12: (bf) r1 = r6  ; -> out` -> (12, "bf", "r1 = r6").
+fn insn_line(l: &str) -> Option<(usize, String, String)> {
+    let (slot, rest) = l.trim_start().split_once(": (")?;
+    let (code, text) = rest.split_once(") ")?;
+    let text = text.split("  ; -> ").next().unwrap_or(text);
+    Some((slot.parse().ok()?, code.to_string(), text.to_string()))
+}
+
+/// The programs, and map fd -> (name, id), from an explanation.
+fn shown_programs(lines: &[String]) -> (Vec<Shown>, HashMap<String, (String, u32)>) {
+    let (mut progs, mut maps, mut names) = (Vec::new(), HashMap::new(), HashMap::new());
+    let mut cur: Option<Shown> = None;
+    for l in lines {
+        if let Some(title) = l.strip_prefix("# program of ") {
+            cur = Some(Shown {
+                title: title.into(),
+                prog_type: String::new(),
+                insns: vec![],
+                comments: vec![],
+                id: 0,
+            });
+        } else if let (Some(body), Some(p)) = (l.strip_prefix("    "), cur.as_mut()) {
+            match insn_line(body) {
+                Some(i) => p.insns.push(i),
+                None => p.comments.push(body.to_string()),
+            }
+        } else if let Some(c) = parse_call(l) {
+            let f = c.args.get(1).map(|a| fields(a)).unwrap_or_default();
+            match c.args[0].as_str() {
+                "BPF_PROG_LOAD" => cur.as_mut().unwrap().prog_type = f["prog_type"].clone(),
+                "BPF_MAP_CREATE" => {
+                    names.insert(c.result.clone(), f["map_name"].trim_matches('"').to_string());
+                }
+                _ => {}
+            }
+        } else if let Some(rest) = l.strip_prefix("# loaded as prog id ") {
+            let mut p = cur.take().expect("a program before its load");
+            p.id = rest.split_whitespace().next().unwrap().parse().unwrap();
+            progs.push(p);
+        } else if let Some(rest) = l.strip_prefix("# map `") {
+            // # map `events` (fd 3) has id 223: ...
+            let (name, rest) = rest.split_once("` (fd ").unwrap();
+            let (fd, rest) = rest.split_once(") has id ").unwrap();
+            let id: u32 = rest.split(':').next().unwrap().parse().unwrap();
+            assert_eq!(names.get(fd).map(String::as_str), Some(name), "map fd {fd}");
+            maps.insert(fd.to_string(), (name.to_string(), id));
+        }
+    }
+    (progs, maps)
+}
+
+fn bpftool(args: &[&str]) -> String {
+    let o = Command::new("bpftool").args(args).output().expect("bpftool runs (Debian's bpftool package)");
+    assert!(o.status.success(), "bpftool {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The kernel's own rewrites of a loaded program, the only differences allowed
+/// between our listing and `bpftool prog dump xlated`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Rewrite {
+    /// `r1 = map[fd:3]` -> `r1 = map[id:231]`: the verifier replaces the map fd in
+    /// an ld_imm64 with the map's address; bpftool prints the map's id.
+    MapFdToId,
+    /// `call bpf_ktime_get_ns#5` -> `call bpf_ktime_get_ns#274736`: the helper id
+    /// becomes the helper's address relative to __bpf_call_base (same name).
+    HelperAddress,
+    /// `call bpf_map_lookup_elem#1` on a hash map becomes three instructions:
+    /// `call __htab_map_lookup_elem#N; if r0 == 0x0 goto pc+1; r0 += K` (the map's
+    /// map_gen_lookup, K = where the value starts in an element). Jumps over it
+    /// grow by 2.
+    HashLookupInlined,
+    /// `call bpf_map_update_elem#2` / `bpf_map_delete_elem#3` -> direct calls of
+    /// the hash map's own `htab_map_update_elem` / `htab_map_delete_elem`.
+    MapOpsDirectCall,
+    /// In a TRACEPOINT program `bpf_perf_event_output` is the tracepoint variant,
+    /// `bpf_perf_event_output_tp`.
+    TracepointOutput,
+}
+
+/// `(slot, code, text)` of each line of a `bpftool prog dump xlated`.
+fn xlated(id: u32) -> Vec<(usize, String, String)> {
+    let text = bpftool(&["prog", "dump", "xlated", "id", &id.to_string()]);
+    text.lines().filter_map(insn_line).collect()
+}
+
+/// `goto pc+5` / `if r0 == 0x0 goto pc-3` -> (the text before `pc`, 5 / -3).
+fn jump(text: &str) -> Option<(&str, i64)> {
+    let (head, off) = text.rsplit_once("goto pc")?;
+    Some((head, off.parse().ok()?))
+}
+
+/// Compares a listing with the kernel's copy; returns the rewrites it needed.
+fn compare(
+    p: &Shown,
+    kernel: &[(usize, String, String)],
+    map_ids: &HashMap<String, u32>,
+) -> Result<BTreeSet<Rewrite>, String> {
+    let mut used = BTreeSet::new();
+    let mut at: HashMap<usize, usize> = HashMap::new(); // our slot -> kernel slot
+    let mut jumps = Vec::new();
+    let mut j = 0;
+    let next = |j: usize| kernel.get(j).ok_or_else(|| format!("the kernel's copy ends at line {j}"));
+    for (slot, code, text) in &p.insns {
+        let (kslot, kcode, ktext) = next(j)?;
+        at.insert(*slot, *kslot);
+        let bad = || format!("slot {slot}: ours ({code}) {text}, the kernel's ({kcode}) {ktext}");
+        let call = text.strip_prefix("call ").map(|c| c.split('#').next().unwrap());
+        let kcall = ktext.strip_prefix("call ").map(|c| c.split('#').next().unwrap());
+        match (call, kcall) {
+            (Some("bpf_map_lookup_elem"), Some("__htab_map_lookup_elem")) => {
+                let (_, c1, t1) = next(j + 1)?;
+                let (_, c2, t2) = next(j + 2)?;
+                let k = t2.strip_prefix("r0 += ").and_then(|k| k.parse::<i32>().ok());
+                if (c1.as_str(), t1.as_str(), c2.as_str()) != ("15", "if r0 == 0x0 goto pc+1", "07")
+                    || k.is_none_or(|k| k <= 0)
+                {
+                    return Err(bad());
+                }
+                used.insert(Rewrite::HashLookupInlined);
+                j += 3;
+                continue;
+            }
+            (Some("bpf_map_update_elem"), Some("htab_map_update_elem"))
+            | (Some("bpf_map_delete_elem"), Some("htab_map_delete_elem")) => {
+                used.insert(Rewrite::MapOpsDirectCall);
+            }
+            (Some("bpf_perf_event_output"), Some("bpf_perf_event_output_tp"))
+                if p.prog_type == "TRACEPOINT" =>
+            {
+                used.insert(Rewrite::TracepointOutput);
+            }
+            (Some(a), Some(b)) if a == b && code == kcode => {
+                if text != ktext {
+                    used.insert(Rewrite::HelperAddress);
+                }
+            }
+            (Some(_), _) | (_, Some(_)) => return Err(bad()),
+            (None, None) => {
+                if let Some((reg, fd)) = text.split_once(" = map[fd:") {
+                    let fd = fd.trim_end_matches(']');
+                    let id = map_ids.get(fd).ok_or_else(|| format!("no id for map fd {fd}"))?;
+                    if *ktext != format!("{reg} = map[id:{id}]") || code != kcode {
+                        return Err(bad());
+                    }
+                    used.insert(Rewrite::MapFdToId);
+                } else if let (Some((h, off)), Some((kh, koff))) = (jump(text), jump(ktext)) {
+                    if h != kh || code != kcode {
+                        return Err(bad());
+                    }
+                    jumps.push((
+                        *slot,
+                        (*slot as i64 + 1 + off) as usize,
+                        (*kslot as i64 + 1 + koff) as usize,
+                    ));
+                } else if (code, text) != (kcode, ktext) {
+                    return Err(bad());
+                }
+            }
+        }
+        j += 1;
+    }
+    if j != kernel.len() {
+        return Err(format!("the kernel's copy has {} more lines", kernel.len() - j));
+    }
+    for (slot, ours, theirs) in jumps {
+        if at.get(&ours) != Some(&theirs) {
+            return Err(format!(
+                "the jump at slot {slot} goes to our slot {ours}, the kernel's to its slot {theirs}"
+            ));
+        }
+    }
+    Ok(used)
+}
+
+/// A tracer running in the background, its stderr read line by line.
+struct Background {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Background {
+    fn start(args: &[&str], dir: &Path) -> Background {
+        let mut child = Command::new(TRACE)
+            .args(args)
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("trace starts");
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Background { child, lines, seen: Vec::new() }
+    }
+
+    /// Reads stderr until the `Attaching N probes...` line.
+    fn wait_attached(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.seen.last().is_some_and(|l| l.starts_with("Attaching")) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => self.seen.push(l),
+                Err(_) => panic!("trace did not attach; stderr so far:\n{}", self.seen.join("\n")),
+            }
+        }
+    }
+}
+
+/// Loads programs by running the tracer, then checks each listing against bpftool.
+fn check_against_bpftool(tracer: &mut Background) -> Vec<Shown> {
+    tracer.wait_attached();
+    let (progs, maps) = shown_programs(&tracer.seen);
+    assert!(!progs.is_empty(), "no programs in:\n{}", tracer.seen.join("\n"));
+    let map_ids: HashMap<String, u32> = maps.iter().map(|(fd, (_, id))| (fd.clone(), *id)).collect();
+    let mut rewrites = BTreeSet::new();
+    for p in &progs {
+        // The kernel's maps of this program are ours, by id and by name.
+        let show = bpftool(&["prog", "show", "id", &p.id.to_string()]);
+        let ids: BTreeSet<u32> = show
+            .split("map_ids ")
+            .nth(1)
+            .map(|s| s.split_whitespace().next().unwrap().split(',').map(|i| i.parse().unwrap()).collect())
+            .unwrap_or_default();
+        let referenced: BTreeSet<u32> = p
+            .insns
+            .iter()
+            .filter_map(|(_, _, t)| t.split("map[fd:").nth(1))
+            .map(|fd| map_ids[fd.trim_end_matches(']')])
+            .collect();
+        assert_eq!(ids, referenced, "maps of {}", p.title);
+        for id in ids {
+            let name = maps.values().find(|(_, i)| *i == id).map(|(n, _)| n.clone()).unwrap();
+            let shown = bpftool(&["map", "show", "id", &id.to_string()]);
+            assert!(shown.contains(&format!(" name {name} ")), "map {id} is not {name}: {shown}");
+        }
+        let kernel = xlated(p.id);
+        match compare(p, &kernel, &map_ids) {
+            Ok(used) => rewrites.extend(used),
+            Err(e) => {
+                let ours: Vec<String> = p.insns.iter().map(|(s, c, t)| format!("{s:4}: ({c}) {t}")).collect();
+                let theirs: Vec<String> =
+                    kernel.iter().map(|(s, c, t)| format!("{s:4}: ({c}) {t}")).collect();
+                panic!("{}: {e}\nours:\n{}\nbpftool:\n{}", p.title, ours.join("\n"), theirs.join("\n"));
+            }
+        }
+        // The listing names its blocks.
+        for block in ["; who is running?", "; record:", "; output:"] {
+            assert!(
+                p.comments.iter().any(|c| c.starts_with(block)),
+                "{}: no {block} in {:?}",
+                p.title,
+                p.comments
+            );
+        }
+    }
+    // Each rewrite the test allows was needed somewhere: none is dead weight.
+    let all = [
+        Rewrite::MapFdToId,
+        Rewrite::HelperAddress,
+        Rewrite::HashLookupInlined,
+        Rewrite::MapOpsDirectCall,
+        Rewrite::TracepointOutput,
+    ];
+    assert_eq!(rewrites, all.into_iter().collect(), "rewrites met");
+    progs
+}
+
+#[test]
+fn listings_match_the_kernels_copy_of_each_program() {
+    let bin = build_prog("waiter", &[]);
+    let dir = bin.parent().unwrap();
+    // waiter blocks reading stdin: the programs stay loaded until we close it.
+    let mut t =
+        Background::start(&["--explain", "-u", "work", "-L", "open", "-s", "open,close", "./waiter"], dir);
+    let progs = check_against_bpftool(&mut t);
+    assert_eq!(progs.len(), 8);
+    let all_comments: Vec<&String> = progs.iter().flat_map(|p| &p.comments).collect();
+    for block in ["; filter:", "; string:", "; depth:"] {
+        assert!(all_comments.iter().any(|c| c.starts_with(block)), "no {block} block in any program");
+    }
+    drop(t.child.stdin.take());
+    let out = t.child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let want = [
+        "> work",
+        ".. enter open(/dev/null)",
+        ".. exit open",
+        ".... Enter close() systemcall, arguments: fd=3",
+        ".... Exit close() systemcall",
+        ".... Enter open() systemcall, argument is /dev/null",
+        ".... Exit open() systemcall",
+        ".... Enter close() systemcall, arguments: fd=3",
+        ".... Exit close() systemcall",
+        "< work",
+    ];
+    let want: Vec<String> = want.iter().map(|s| s.to_string()).collect();
+    assert_lines(&stdout_lines(&out), &want, "trace --explain ./waiter");
+}
+
+#[test]
+fn listings_of_watch_mode_match_the_kernels_copy() {
+    let bin = build_prog("waiter", &[]);
+    let dir = bin.parent().unwrap();
+    // --watch adds the entry-point program and filters on the traced processes.
+    let mut t = Background::start(&["--explain", "--watch", "./waiter", "-L", "open", "-s", "close"], dir);
+    let progs = check_against_bpftool(&mut t);
+    assert_eq!(progs.len(), 5);
+    assert!(progs.iter().any(|p| p.comments.iter().any(|c| c.starts_with("; register this process"))));
+    assert!(progs
+        .iter()
+        .any(|p| p.comments.iter().any(|c| c.starts_with("; filter: only the traced processes"))));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(t.child.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    let out = t.child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+}
