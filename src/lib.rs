@@ -6,7 +6,7 @@
 //! - [`bpf`]: maps and program loading; [`perf`]: attaching and the per-CPU rings
 //! - [`session`]: runs it all for a command, a pid or a watched binary
 //! - [`output`]: records -> lines
-//! - [`explain`]: `--explain`, the account of every call trace makes
+//! - [`explain`]: `--explain`, the account of every call trace makes; [`list`]: `trace -l`
 pub mod bpf;
 pub mod bpf_asm;
 pub mod codegen;
@@ -16,6 +16,7 @@ pub mod explain;
 pub mod kallsyms;
 pub mod kernel;
 pub mod lang;
+pub mod list;
 pub mod output;
 pub mod perf;
 pub mod plan;

@@ -1,5 +1,6 @@
 //! `trace`: the command line. Definitions and wiring only; the work is in the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +17,7 @@ use trace::session::{self, Config, Target};
 #[derive(Parser, Debug)]
 #[command(name = "trace", version, after_help = EXAMPLES)]
 #[command(
-    override_usage = "trace [OPTIONS] [--] COMMAND [ARGS]...\n       trace [OPTIONS] -p PID\n       trace [OPTIONS] --watch PROGRAM"
+    override_usage = "trace [OPTIONS] [--] COMMAND [ARGS]...\n       trace [OPTIONS] -p PID\n       trace [OPTIONS] --watch PROGRAM\n       trace -l [PATTERN]"
 )]
 struct Cli {
     /// Trace a running process instead of starting COMMAND.
@@ -72,6 +73,20 @@ struct Cli {
     #[arg(short = 'x', long)]
     explain: bool,
 
+    /// List what can be traced, as SOURCE:NAME lines: a program's functions (-l ./file-io,
+    /// -l './file-io:with_*'), a library's (-l 'libc:op*'), system calls (-l 'syscalls:*open*'),
+    /// kernel functions (-l 'kernel:vfs_*'); a bare glob searches system calls and kernel
+    /// functions.
+    #[arg(
+        short = 'l',
+        long = "list",
+        value_name = "PATTERN",
+        num_args = 0..=1,
+        default_missing_value = "*",
+        conflicts_with_all = ["pid", "watch", "command"]
+    )]
+    list: Option<String>,
+
     /// Run COMMAND as root even under sudo (by default it runs as the user who ran sudo).
     #[arg(long)]
     as_root: bool,
@@ -94,7 +109,8 @@ const EXAMPLES: &str = "Examples:
   sudo trace -u native -s openat ./file-io
   sudo trace -r -T -s open,close ./file-io buggy
   sudo trace --watch ./file-io          then run ./file-io in another terminal
-  sudo trace -x -s open ./file-io       the calls, programs and probes behind it";
+  sudo trace -x -s open ./file-io       the calls, programs and probes behind it
+  sudo trace -l 'libc:op*'              what can be traced";
 
 fn power_of_two(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -103,8 +119,34 @@ fn power_of_two(s: &str) -> Result<usize, String> {
     }
 }
 
+/// `trace -l PATTERN`: 0 when something matched, 1 when nothing did, 2 on errors.
+fn list(pattern: &str) -> ExitCode {
+    match trace::list::list(pattern) {
+        Ok(lines) if lines.is_empty() => {
+            eprintln!("trace: nothing matches `{pattern}`; `trace --help` shows the kinds of pattern");
+            ExitCode::from(1)
+        }
+        Ok(lines) => {
+            let mut out = std::io::stdout().lock();
+            for line in lines {
+                if writeln!(out, "{line}").is_err() {
+                    break; // `trace -l | head`
+                }
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("trace: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(pattern) = &cli.list {
+        return list(pattern);
+    }
     let target = match (cli.pid, cli.watch) {
         (Some(pid), _) => Target::Pid(pid),
         (None, Some(path)) => Target::Watch(path),

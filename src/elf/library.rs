@@ -217,6 +217,29 @@ fn find_named_library(
     }
 }
 
+/// The file of a library named the way `-L LIB:NAME` names one (`libc`, `c`,
+/// `libc.so.6`, or a path), without a program to start from: a path as is, else
+/// `/etc/ld.so.cache` (an exact soname first, then `libc` or `c` for
+/// `libc.so.6`; the baseline entry before glibc-hwcaps variants).
+pub fn find_library(lib: &str) -> Option<PathBuf> {
+    if lib.contains('/') {
+        return Some(PathBuf::from(lib));
+    }
+    if lib.is_empty() {
+        return None;
+    }
+    if let Some(p) = ld_cache_lookup(lib) {
+        return Some(p);
+    }
+    let cached = cache_entries();
+    let mut matching: Vec<_> = cached
+        .iter()
+        .filter(|e| is_x86_64_libc6(e.flags) && names_library(&e.soname, lib))
+        .collect();
+    matching.sort_by_key(|e| e.hwcap != 0);
+    matching.first().map(|e| e.path.clone())
+}
+
 /// Whether a library file or soname `file` is what the user called `lib`:
 /// `libc.so.6` for `libc.so.6`, `libc` or `c`.
 fn names_library(file: &str, lib: &str) -> bool {

@@ -28,7 +28,7 @@ mod tests;
 
 pub use error::{ElfError, LibError, ResolveError};
 pub use ldcache::{is_x86_64_libc6, ld_cache_lookup, parse_ld_cache, LD_SO_CACHE};
-pub use library::{parse_proc_maps, resolve_library_function};
+pub use library::{find_library, parse_proc_maps, resolve_library_function};
 pub use parse::ElfFile;
 
 /// What a function symbol is.
