@@ -97,7 +97,7 @@ fn processes_that_cannot_be_traced() {
 fn command_line_mistakes() {
     let d = workbench();
     refused(&d, &[], 2, &["nothing to trace", "sudo trace ./file-io"]);
-    refused(&d, &["-x", "./file-io"], 2, &["unexpected argument '-x'"]);
+    refused(&d, &["-Z", "./file-io"], 2, &["unexpected argument '-Z'"]);
     refused(&d, &["--ring-pages", "3", "./file-io"], 2, &["`3` is not a power of two"]);
 }
 

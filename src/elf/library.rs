@@ -232,10 +232,8 @@ pub fn find_library(lib: &str) -> Option<PathBuf> {
         return Some(p);
     }
     let cached = cache_entries();
-    let mut matching: Vec<_> = cached
-        .iter()
-        .filter(|e| is_x86_64_libc6(e.flags) && names_library(&e.soname, lib))
-        .collect();
+    let mut matching: Vec<_> =
+        cached.iter().filter(|e| is_x86_64_libc6(e.flags) && names_library(&e.soname, lib)).collect();
     matching.sort_by_key(|e| e.hwcap != 0);
     matching.first().map(|e| e.path.clone())
 }

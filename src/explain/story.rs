@@ -62,7 +62,9 @@ pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
     match &p.attach {
         Attach::Uprobe { path, offset, symbol } => {
             let what = match (p.spec.register, p.ret) {
-                (Register::No, false) => format!("a breakpoint at the entry of {} in {}", p.func, path.display()),
+                (Register::No, false) => {
+                    format!("a breakpoint at the entry of {} in {}", p.func, path.display())
+                }
                 (Register::No, true) => format!(
                     "the same place; at entry the kernel swaps the return address so that it also \
                      stops when {} returns",
