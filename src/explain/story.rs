@@ -204,7 +204,7 @@ fn map_purpose(name: &str) -> &'static str {
 pub fn program(p: &Probe, prog: &Program) {
     note(|| {
         let filter = match p.spec.filter {
-            Filter::None => "no filter in the program (the perf event is opened for the traced process only)",
+            Filter::None => "no filter in the program: the perf event it is attached to says where it runs",
             Filter::Tgid => "it filters on the traced processes",
             Filter::Inside => "it filters on the threads inside a traced program function",
         };
