@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// Loaded BPF programs that look like ours (prog_name = probe label), as (id, name).
+/// Loaded BPF programs of these tests, as (id, name): prog_name is the probe's
+/// label, and the programs traced here are named after lifecycle's `lc_step`, a
+/// name no other test uses, so tracers running elsewhere on the machine (other
+/// test binaries, other sessions) do not count.
 fn our_programs() -> Vec<(u64, String)> {
     let out = Command::new("bpftool").args(["-j", "prog", "show"]).output().expect("bpftool is installed");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -25,7 +28,7 @@ fn our_programs() -> Vec<(u64, String)> {
         .filter_map(|obj| {
             let id = obj.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
             let name = obj.split("\"name\":\"").nth(1)?.split('"').next()?.to_string();
-            let ours = ["uprobe_", "uretprobe_", "kprobe_", "kretprobe_", "tracepoint_"];
+            let ours = ["uprobe_lc_step", "uretprobe_lc_st"];
             ours.iter().any(|p| name.starts_with(p)).then_some((id, name))
         })
         .collect()
@@ -82,7 +85,7 @@ fn normal_end() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
     let bin = lifecycle();
-    let out = trace(&["-u", "step", "./lifecycle", "many", "10"], bin.parent().unwrap());
+    let out = trace(&["-u", "lc_step", "./lifecycle", "many", "10"], bin.parent().unwrap());
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout_lines(&out).len(), 22, "step(1) and 10 more, entry and return");
     assert_no_leftovers(&bin, "normal end", before);
@@ -96,14 +99,14 @@ fn error_in_the_middle_of_attaching() {
     let dir = bin.parent().unwrap();
     // Probe 0 (uprobe step) attaches, probe 1 (its uretprobe) fails.
     let out = Command::new(TRACE)
-        .args(["-u", "step", "-s", "open", "./lifecycle", "many", "10"])
+        .args(["-u", "lc_step", "-s", "open", "./lifecycle", "many", "10"])
         .env("TRACE_TEST_FAIL_ATTACH", "1")
         .current_dir(dir)
         .output()
         .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(5), "{err}");
-    assert!(err.contains("attaching uretprobe:step") && err.contains("injected"), "{err}");
+    assert!(err.contains("attaching uretprobe:lc_step") && err.contains("injected"), "{err}");
     assert!(!err.contains("Attaching"), "nothing is announced: {err}");
     assert!(out.stdout.is_empty(), "the command never ran");
     assert_no_leftovers(&bin, "error mid-attach", before);
@@ -116,7 +119,7 @@ fn signal_case(sig: i32, name: &str, what: &str) {
     let before = last_program_id();
     let bin = lifecycle();
     let mut child = Command::new(TRACE)
-        .args(["-u", "step", "./lifecycle", "sleep"])
+        .args(["-u", "lc_step", "./lifecycle", "sleep"])
         .current_dir(bin.parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,7 +132,7 @@ fn signal_case(sig: i32, name: &str, what: &str) {
         out.read_line(&mut l).unwrap();
         lines.push(l.trim_end().to_string());
     }
-    assert_eq!(lines, ["> step", "< step"]);
+    assert_eq!(lines, ["> lc_step", "< lc_step"]);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::try_from(sig).unwrap(),
@@ -163,11 +166,11 @@ fn the_traced_program_crashes() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
     let bin = lifecycle();
-    let out = trace(&["-u", "step", "./lifecycle", "crash"], bin.parent().unwrap());
+    let out = trace(&["-u", "lc_step", "./lifecycle", "crash"], bin.parent().unwrap());
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(128 + libc::SIGSEGV), "{err}");
     assert!(err.contains("the traced command ended: Segmentation fault (SIGSEGV)"), "{err}");
-    assert_eq!(stdout_lines(&out), ["> step", "< step"]);
+    assert_eq!(stdout_lines(&out), ["> lc_step", "< lc_step"]);
     assert_no_leftovers(&bin, "crash", before);
 }
 
@@ -177,7 +180,7 @@ fn stdout_closed_by_the_reader() {
     let before = last_program_id();
     let bin = lifecycle();
     let mut child = Command::new(TRACE)
-        .args(["-u", "step", "./lifecycle", "many", "300000"])
+        .args(["-u", "lc_step", "./lifecycle", "many", "300000"])
         .current_dir(bin.parent().unwrap())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -186,7 +189,7 @@ fn stdout_closed_by_the_reader() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
-    assert_eq!(first, "> step\n");
+    assert_eq!(first, "> lc_step\n");
     drop(out); // like `| head -1`
     let status = wait_timeout(&mut child, Duration::from_secs(30));
     assert_eq!(status.code(), Some(0), "the command's own status");
@@ -202,7 +205,7 @@ fn tracer_killed_while_the_command_is_held() {
     let before = last_program_id();
     let bin = lifecycle();
     let mut tracer = Command::new(TRACE)
-        .args(["-u", "step", "./lifecycle", "many", "10"])
+        .args(["-u", "lc_step", "./lifecycle", "many", "10"])
         .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
         .current_dir(bin.parent().unwrap())
         .stdout(Stdio::null())

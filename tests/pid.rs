@@ -12,7 +12,7 @@ fn attach_to_a_running_process_until_ctrl_c() {
     let mut target = Command::new(&bin).args(["tick", "100000"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(200));
     let mut tracer = Command::new(TRACE)
-        .args(["-p", &target.id().to_string(), "-u", "step"])
+        .args(["-p", &target.id().to_string(), "-u", "lc_step"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -25,7 +25,7 @@ fn attach_to_a_running_process_until_ctrl_c() {
         lines.push(l.trim_end().to_string());
     }
     // It attached between two calls: entries and returns alternate from there.
-    assert_eq!(lines, ["> step", "< step", "> step", "< step", "> step", "< step"]);
+    assert_eq!(lines, ["> lc_step", "< lc_step", "> lc_step", "< lc_step", "> lc_step", "< lc_step"]);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(tracer.id() as i32), nix::sys::signal::Signal::SIGINT)
         .unwrap();
     let status = tracer.wait().unwrap();
@@ -43,12 +43,12 @@ fn attach_to_a_running_process_until_ctrl_c() {
 fn the_trace_ends_when_the_process_exits() {
     let bin = build_prog("lifecycle", &[]);
     let mut target = Command::new(&bin).args(["tick", "10"]).spawn().unwrap();
-    let out = Command::new(TRACE).args(["-p", &target.id().to_string(), "-u", "step"]).output().unwrap();
+    let out = Command::new(TRACE).args(["-p", &target.id().to_string(), "-u", "lc_step"]).output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("process {} exited", target.id())), "{err}");
     let lines = stdout_lines(&out);
     assert!(!lines.is_empty() && lines.len().is_multiple_of(2), "{lines:?}");
-    assert!(lines.chunks(2).all(|p| p == ["> step", "< step"]), "{lines:?}");
+    assert!(lines.chunks(2).all(|p| p == ["> lc_step", "< lc_step"]), "{lines:?}");
     target.wait().unwrap();
 }

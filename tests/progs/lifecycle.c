@@ -1,9 +1,9 @@
 /*
  * A program for the exit-path tests. `lifecycle MODE`:
- *   sleep   calls step() then sleeps 60 s (to be interrupted)
- *   crash   calls step() then dereferences NULL
- *   many N  calls step() N times
- *   tick N  calls step() every 50 ms, N times
+ *   sleep   calls lc_step() then sleeps 60 s (to be interrupted)
+ *   crash   calls lc_step() then dereferences NULL
+ *   many N  calls lc_step() N times
+ *   tick N  calls lc_step() every 50 ms, N times
  */
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 
 volatile long sink;
 
-__attribute__((noinline)) void step(long i)
+__attribute__((noinline)) void lc_step(long i)
 {
 	sink += i;
 }
@@ -19,7 +19,7 @@ __attribute__((noinline)) void step(long i)
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "sleep";
-	step(1);
+	lc_step(1);
 	if (strcmp(mode, "crash") == 0) {
 		volatile int *p = NULL;
 		return *p;
@@ -27,14 +27,14 @@ int main(int argc, char **argv)
 	if (strcmp(mode, "many") == 0) {
 		long n = argc > 2 ? atol(argv[2]) : 1000;
 		for (long i = 0; i < n; i++)
-			step(i);
+			lc_step(i);
 		return 0;
 	}
 	if (strcmp(mode, "tick") == 0) {
 		long n = argc > 2 ? atol(argv[2]) : 1000;
 		for (long i = 0; i < n; i++) {
 			usleep(50000);
-			step(i);
+			lc_step(i);
 		}
 		return 0;
 	}
