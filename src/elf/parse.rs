@@ -52,8 +52,26 @@ const MAX_VERSIONS: usize = 1 << 16;
 /// An ELF executable or shared library, mapped and indexed.
 pub struct ElfFile {
     path: PathBuf,
-    map: Mmap,
+    map: Contents,
     pub(super) t: Tables,
+}
+
+/// The file's bytes: mapped from disk by [`ElfFile::open`], or handed over by
+/// [`ElfFile::from_bytes`].
+enum Contents {
+    Mapped(Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Contents {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Contents::Mapped(m) => m,
+            Contents::Owned(v) => v,
+        }
+    }
 }
 
 impl fmt::Debug for ElfFile {
@@ -170,7 +188,18 @@ impl ElfFile {
         }
         let map = map_file(&file).map_err(io)?;
         let t = read_tables(path, &map)?;
-        Ok(ElfFile { path: path.to_path_buf(), map, t })
+        Ok(ElfFile { path: path.to_path_buf(), map: Contents::Mapped(map), t })
+    }
+
+    /// Indexes the bytes of an ELF file already in memory; `path` is only the
+    /// name errors and [`ElfFile::path`] show. Checks and errors are those of
+    /// [`ElfFile::open`] once the file is read (the fuzz targets use it).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<ElfFile, ElfError> {
+        if (bytes.len() as u64) < EHDR_SIZE {
+            return Err(short_file_error(path, &bytes));
+        }
+        let t = read_tables(path, &bytes)?;
+        Ok(ElfFile { path: path.to_path_buf(), map: Contents::Owned(bytes), t })
     }
 
     /// The path the file was opened with.

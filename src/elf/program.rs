@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use goblin::elf::sym::STT_GNU_IFUNC;
 
@@ -56,7 +57,8 @@ impl ElfFile {
     /// `main`, and libm code (`cbrt`, `frexpf64`, ...), which libm.so.6's exports
     /// remove.
     pub fn program_functions(&self) -> Vec<Symbol> {
-        let c_library = if self.is_static() { c_library_exports() } else { HashSet::new() };
+        let no_names = HashSet::new();
+        let c_library = if self.is_static() { c_library_exports() } else { &no_names };
         let mut out = Vec::new();
         for idx in self.t.by_addr.values() {
             let group: Vec<&RawSym> = idx.iter().map(|&i| &self.t.syms[i]).filter(|s| !s.dynamic).collect();
@@ -92,8 +94,16 @@ fn is_crt_file(name: &str) -> bool {
 }
 
 /// Every function name defined in the `.dynsym` of the C libraries ([`C_LIBRARIES`]);
-/// empty for those not installed.
-fn c_library_exports() -> HashSet<String> {
+/// empty for those not installed. Read once per process: the system's C library
+/// does not change while the tracer runs, and reading it costs milliseconds per
+/// static program otherwise.
+fn c_library_exports() -> &'static HashSet<String> {
+    static EXPORTS: OnceLock<HashSet<String>> = OnceLock::new();
+    EXPORTS.get_or_init(read_c_library_exports)
+}
+
+/// Reads the names [`c_library_exports`] keeps.
+fn read_c_library_exports() -> HashSet<String> {
     let mut names = HashSet::new();
     for soname in C_LIBRARIES {
         let Some(path) = ld_cache_lookup(soname) else {

@@ -890,6 +890,35 @@ fn truncated_copies_are_errors() {
 }
 
 #[test]
+fn bytes_in_memory_index_like_the_file() {
+    let f = fixtures();
+    for file in [&f.pie, &f.static_, &f.exported] {
+        let mapped = open(file);
+        let owned = ElfFile::from_bytes(file, std::fs::read(file).unwrap()).unwrap();
+        assert_eq!(owned.path(), file.as_path());
+        assert_eq!(owned.bytes(), mapped.bytes());
+        assert_eq!(owned.functions(), mapped.functions(), "{}", file.display());
+        assert_eq!(owned.program_functions(), mapped.program_functions());
+        assert_eq!(owned.entry_symbol().unwrap(), mapped.entry_symbol().unwrap());
+        assert_eq!(owned.resolve("with_asm").unwrap(), mapped.resolve("with_asm").unwrap());
+        assert_eq!(
+            (owned.is_pie(), owned.is_static(), owned.needed()),
+            (mapped.is_pie(), mapped.is_static(), mapped.needed())
+        );
+    }
+    let name = Path::new("in-memory");
+    let good = std::fs::read(&f.pie).unwrap();
+    let err = |bytes: &[u8]| ElfFile::from_bytes(name, bytes.to_vec()).unwrap_err();
+    assert!(matches!(err(b""), ElfError::Empty { path } if path == name));
+    assert!(matches!(err(b"#!/bin/sh\n"), ElfError::NotElf { .. }));
+    assert!(matches!(err(&good[..10]), ElfError::Truncated { end: 64, size: 10, .. }));
+    assert!(matches!(
+        err(&good[..good.len() / 2]),
+        ElfError::Truncated { size, .. } if size == good.len() as u64 / 2
+    ));
+}
+
+#[test]
 fn bogus_section_header_offsets_are_errors() {
     let f = fixtures();
     let good = std::fs::read(&f.pie).unwrap();
