@@ -19,13 +19,19 @@ fn attach_to_a_running_process_until_ctrl_c() {
         .unwrap();
     let mut out = BufReader::new(tracer.stdout.take().unwrap());
     let mut lines = Vec::new();
-    for _ in 0..6 {
+    for _ in 0..8 {
         let mut l = String::new();
         out.read_line(&mut l).unwrap();
         lines.push(l.trim_end().to_string());
     }
-    // It attached between two calls: entries and returns alternate from there.
-    assert_eq!(lines, ["> lc_step", "< lc_step", "> lc_step", "< lc_step", "> lc_step", "< lc_step"]);
+    // A call already running when the probes attach shows only one half (its
+    // entry came before the uretprobe, or its return after the uprobe alone);
+    // from the first whole call on, entries and returns alternate.
+    let first = lines.windows(2).position(|w| w == ["> lc_step", "< lc_step"]).expect("a whole call");
+    assert!(first <= 2, "at most the first call is partial: {lines:?}");
+    for pair in lines[first..].chunks_exact(2) {
+        assert_eq!(pair, ["> lc_step", "< lc_step"], "{lines:?}");
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(tracer.id() as i32), nix::sys::signal::Signal::SIGINT)
         .unwrap();
     let status = tracer.wait().unwrap();
@@ -48,7 +54,11 @@ fn the_trace_ends_when_the_process_exits() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("process {} exited", target.id())), "{err}");
     let lines = stdout_lines(&out);
-    assert!(!lines.is_empty() && lines.len().is_multiple_of(2), "{lines:?}");
-    assert!(lines.chunks(2).all(|p| p == ["> lc_step", "< lc_step"]), "{lines:?}");
+    // As above: a first call caught half-way may show one half only.
+    let first = lines.windows(2).position(|w| w == ["> lc_step", "< lc_step"]).expect("a whole call");
+    assert!(first <= 1, "{lines:?}");
+    let whole = &lines[first..];
+    let tail = if whole.len() % 2 == 1 { &whole[..whole.len() - 1] } else { whole };
+    assert!(tail.chunks(2).all(|p| p == ["> lc_step", "< lc_step"]), "{lines:?}");
     target.wait().unwrap();
 }
