@@ -234,6 +234,29 @@ struct Live {
     maps: Maps,
 }
 
+impl Drop for Live {
+    fn drop(&mut self) {
+        detach_all(std::mem::take(&mut self.attached));
+    }
+}
+
+/// Detaches every probe, closing their perf events all at once. Closing a uprobe
+/// or tracepoint event waits for RCU grace periods in the kernel (80-120 ms each on
+/// a 2-CPU VM, measured with `strace -T`), so closing them one after the other took
+/// 1.1 s for the lab's 10 probes and 21 s for 200; closed from threads, the waits
+/// overlap. Returns once every event is closed.
+fn detach_all(attached: Vec<Attached>) {
+    /// A closing thread only calls close(2): a small stack is plenty.
+    const STACK: usize = 64 * 1024;
+    std::thread::scope(|s| {
+        for probe in attached {
+            // When a thread cannot be started, its closure is dropped unrun, which
+            // closes the event right here: slower, never leaked.
+            let _ = std::thread::Builder::new().stack_size(STACK).spawn_scoped(s, move || drop(probe));
+        }
+    });
+}
+
 /// What happened, for the summary.
 #[derive(Debug, Default)]
 pub struct Summary {
