@@ -41,6 +41,11 @@ impl Kallsyms {
         Kallsyms { functions }
     }
 
+    /// Functions known by name only (address 0), e.g. found in the kernel's BTF.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Kallsyms {
+        Kallsyms { functions: names.iter().map(|n| (n.as_ref().to_string(), 0)).collect() }
+    }
+
     /// The address of a kernel function (0 when kallsyms hides addresses).
     pub fn function(&self, name: &str) -> Option<u64> {
         self.functions.get(name).copied()
@@ -142,5 +147,12 @@ mod tests {
         assert_eq!(k.function("ext4_file_open"), Some(0xffffffffc0001000));
         assert_eq!(k.function("some_data"), None);
         assert_eq!(k.close_matches("vfs_opn"), vec!["vfs_open"]);
+    }
+
+    #[test]
+    fn names_alone_have_address_zero() {
+        let k = Kallsyms::from_names(&["vfs_open"]);
+        assert_eq!(k.function("vfs_open"), Some(0));
+        assert_eq!(k.function("ext4_file_open"), None);
     }
 }

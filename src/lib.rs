@@ -1,7 +1,7 @@
 //! trace: a Linux tracer that hand-assembles eBPF, loads it with bpf(2), attaches
 //! it with perf_event_open(2) and reads perf rings. The data flows down this list:
 //!
-//! - [`plan`]: what to trace -> probes with attach points ([`elf`], [`tracefs`], [`kallsyms`])
+//! - [`plan`]: what to trace -> probes with attach points ([`elf`], [`tracefs`], [`kallsyms`], [`btf`])
 //! - [`codegen`]: each probe -> a program written with [`bpf_asm`], sending [`record`]s
 //! - [`bpf`]: maps and program loading; [`perf`]: attaching and the per-CPU rings
 //! - [`session`]: runs it all for a command, a pid or a watched binary
@@ -9,6 +9,7 @@
 //! - [`explain`]: `--explain`, the account of every call trace makes; [`list`]: `trace -l`
 pub mod bpf;
 pub mod bpf_asm;
+pub mod btf;
 pub mod codegen;
 pub mod elf;
 pub mod errno;
