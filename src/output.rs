@@ -11,6 +11,8 @@
 //! No kernel knowledge lives here: only the probe table and the records.
 
 use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
 
 use crate::plan::{Kind, Probe};
@@ -50,14 +52,43 @@ struct Thread {
     calls: Vec<(u32, u64)>,
 }
 
+/// Hashes thread ids with one multiplication: the default SipHash cost more than
+/// the rest of formatting a line (callgrind).
+#[derive(Default)]
+struct TidHasher(u64);
+
+impl Hasher for TidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Buffers kept for reuse (line texts, call stacks of idle threads): beyond this
+/// many, they are freed.
+const SPARE: usize = 64;
+
 /// The lab-style formatter.
 pub struct Formatter<W: Write> {
     out: W,
     probes: Vec<Probe>,
     opts: OutputOpts,
-    threads: HashMap<u32, Thread>,
+    threads: HashMap<u32, Thread, BuildHasherDefault<TidHasher>>,
     queue: VecDeque<Line>,
     many_threads: bool,
+    /// Texts of lines already written, reused for new lines: no allocation per line.
+    spare_lines: Vec<String>,
+    /// Call stacks of threads that went idle, reused for threads that start a call.
+    spare_calls: Vec<Vec<(u32, u64)>>,
 }
 
 impl<W: Write> Formatter<W> {
@@ -66,9 +97,11 @@ impl<W: Write> Formatter<W> {
             out,
             probes,
             opts,
-            threads: HashMap::new(),
+            threads: HashMap::default(),
             queue: VecDeque::new(),
             many_threads: opts.show_tid,
+            spare_lines: Vec::new(),
+            spare_calls: Vec::new(),
         }
     }
 
@@ -84,99 +117,134 @@ impl<W: Write> Formatter<W> {
         if !self.many_threads {
             self.many_threads = self.threads.iter().any(|(&tid, t)| tid != r.tid && !t.calls.is_empty());
         }
-        let prefix = if self.many_threads { format!("[{}] ", r.tid) } else { String::new() };
+        let mut text = self.spare_lines.pop().unwrap_or_default();
+        if self.many_threads {
+            let _ = write!(text, "[{}] ", r.tid);
+        }
         if ret && r.flags.contains(Flags::STR_RETRY) {
             self.fill(r.tid, pair, r.string.as_deref());
         }
-        let line = if ret { self.exit_line(r.probe, r) } else { self.entry_line(r.probe, r) };
+        let line = if ret { self.exit_line(r.probe, r, text) } else { self.entry_line(r.probe, r, text) };
         if let Some(t) = self.threads.get(&r.tid) {
             if t.calls.is_empty() && t.kernel == 0 {
-                self.threads.remove(&r.tid); // idle: keep only threads with calls in progress
+                // Idle: keep only threads with calls in progress.
+                if let Some(t) = self.threads.remove(&r.tid) {
+                    if self.spare_calls.len() < SPARE {
+                        self.spare_calls.push(t.calls);
+                    }
+                }
             }
         }
-        if let Some(mut line) = line {
-            line.text.insert_str(0, &prefix);
-            if let Some(h) = &mut line.hole {
-                h.at += prefix.len();
-            }
-            self.queue.push_back(line);
-        }
+        self.queue.push_back(line);
         self.flush_ready()
     }
 
-    fn entry_line(&mut self, id: u32, r: &Record) -> Option<Line> {
-        let p = &self.probes[id as usize];
-        let t = self.threads.entry(r.tid).or_default();
+    /// The state of thread `tid`, made (with a reused call stack) if new.
+    fn thread(&mut self, tid: u32) -> &mut Thread {
+        let spare = &mut self.spare_calls;
+        self.threads
+            .entry(tid)
+            .or_insert_with(|| Thread { kernel: 0, calls: spare.pop().unwrap_or_default() })
+    }
+
+    /// The entry line of a record, appended to `s` (which holds the thread prefix).
+    fn entry_line(&mut self, id: u32, r: &Record, mut s: String) -> Line {
+        let t = self.thread(r.tid);
         t.calls.push((id, r.ktime));
+        let kernel = t.kernel;
+        let p = &self.probes[id as usize];
         let mut hole = None;
-        let mut text = match p.kind {
+        match p.kind {
             // Nesting from the kernel's own count: right even when records were lost.
-            Kind::ProgFunc => format!("{}> {}", "  ".repeat(r.depth as usize), p.func),
+            Kind::ProgFunc => {
+                push_repeated(&mut s, "  ", r.depth as usize);
+                s.push_str("> ");
+                s.push_str(&p.func);
+            }
             Kind::LibFunc => {
-                let mut s = format!(".. enter {}", p.func);
+                s.push_str(".. enter ");
+                s.push_str(&p.func);
                 if p.string_arg.is_some() {
                     s.push('(');
                     push_string(&mut s, &mut hole, r, id);
                     s.push(')');
                 }
-                s
             }
             Kind::Syscall => {
-                let mut s = format!(".... Enter {}() systemcall", p.func);
+                s.push_str(".... Enter ");
+                s.push_str(&p.func);
+                s.push_str("() systemcall");
                 if p.string_arg.is_some() {
                     s.push_str(", argument is ");
                     push_string(&mut s, &mut hole, r, id);
                 } else if !p.values.is_empty() {
                     s.push_str(", arguments:");
                     for (d, v) in p.values.iter().zip(r.vals) {
-                        s.push_str(&format!(" {}={}", d.name, show_value(v, d.size, d.signed, d.pointer)));
+                        let _ = write!(s, " {}={}", d.name, show_value(v, d.size, d.signed, d.pointer));
                     }
                 }
-                s
             }
             Kind::KFunc => {
-                let s = format!(".... .... {}Called {}", ".... ".repeat(t.kernel), p.func);
-                t.kernel += 1;
-                s
+                s.push_str(".... .... ");
+                push_repeated(&mut s, ".... ", kernel);
+                s.push_str("Called ");
+                s.push_str(&p.func);
             }
-        };
-        if p.show_comm {
-            text.push_str(" with command ");
-            text.push_str(&r.comm());
         }
-        Some(Line { text, hole })
+        if p.show_comm {
+            s.push_str(" with command ");
+            s.push_str(&r.comm());
+        }
+        if p.kind == Kind::KFunc {
+            self.thread(r.tid).kernel += 1;
+        }
+        Line { text: s, hole }
     }
 
-    fn exit_line(&mut self, id: u32, r: &Record) -> Option<Line> {
-        let p = &self.probes[id as usize];
-        let t = self.threads.entry(r.tid).or_default();
-        let started = match t.calls.iter().rposition(|&(e, _)| e == p.pair) {
+    /// The return line of a record, appended to `s` (which holds the thread prefix).
+    fn exit_line(&mut self, id: u32, r: &Record, mut s: String) -> Line {
+        let (pair, kind) = (self.probes[id as usize].pair, self.probes[id as usize].kind);
+        let t = self.thread(r.tid);
+        let started = match t.calls.iter().rposition(|&(e, _)| e == pair) {
             Some(i) => {
                 let (_, at) = t.calls.remove(i);
                 Some(at)
             }
             None => None,
         };
-        let mut text = match p.kind {
-            Kind::ProgFunc => format!("{}< {}", "  ".repeat(r.depth as usize), p.func),
-            Kind::LibFunc => format!(".. exit {}", p.func),
-            Kind::Syscall => format!(".... Exit {}() systemcall", p.func),
-            Kind::KFunc => {
-                t.kernel = t.kernel.saturating_sub(1);
-                format!(".... .... {}Return from {}", ".... ".repeat(t.kernel), p.func)
+        if kind == Kind::KFunc {
+            t.kernel = t.kernel.saturating_sub(1);
+        }
+        let kernel = t.kernel;
+        let p = &self.probes[id as usize];
+        match p.kind {
+            Kind::ProgFunc => {
+                push_repeated(&mut s, "  ", r.depth as usize);
+                s.push_str("< ");
             }
-        };
+            Kind::LibFunc => s.push_str(".. exit "),
+            Kind::Syscall => s.push_str(".... Exit "),
+            Kind::KFunc => {
+                s.push_str(".... .... ");
+                push_repeated(&mut s, ".... ", kernel);
+                s.push_str("Return from ");
+            }
+        }
+        s.push_str(&p.func);
+        if p.kind == Kind::Syscall {
+            s.push_str("() systemcall");
+        }
         if self.opts.ret {
-            text.push_str(" = ");
-            text.push_str(&show_return(r.vals[0], p.kind));
+            s.push_str(" = ");
+            s.push_str(&show_return(r.vals[0], p.kind));
         }
         if self.opts.timing {
             if let Some(at) = started {
                 let ns = r.ktime.saturating_sub(at);
-                text.push_str(&format!(" <{}.{:06}>", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000));
+                let _ = write!(s, " <{}.{:06}>", ns / 1_000_000_000, (ns % 1_000_000_000) / 1000);
             }
         }
-        Some(Line { text, hole: None })
+        Line { text: s, hole: None }
     }
 
     /// An exit brought the string its entry could not read: put it in its line.
@@ -196,8 +264,13 @@ impl<W: Write> Formatter<W> {
             if front.hole.is_some() {
                 break;
             }
-            let line = self.queue.pop_front().expect("front exists");
-            writeln!(self.out, "{}", line.text)?;
+            let Some(mut line) = self.queue.pop_front() else { break };
+            self.out.write_all(line.text.as_bytes())?;
+            self.out.write_all(b"\n")?;
+            if self.spare_lines.len() < SPARE {
+                line.text.clear();
+                self.spare_lines.push(line.text);
+            }
         }
         Ok(())
     }
@@ -220,6 +293,13 @@ impl<W: Write> Formatter<W> {
 
     pub fn into_inner(self) -> W {
         self.out
+    }
+}
+
+/// Appends `unit` `n` times (indentation).
+fn push_repeated(s: &mut String, unit: &str, n: usize) {
+    for _ in 0..n {
+        s.push_str(unit);
     }
 }
 
