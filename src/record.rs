@@ -54,7 +54,7 @@ bitflags! {
 }
 
 /// A decoded record, owned.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Record {
     pub probe: u32,
     pub flags: Flags,
@@ -110,32 +110,44 @@ impl Record {
 
     /// Decodes the raw payload of a perf sample.
     pub fn decode(b: &[u8]) -> Result<Record, TooShort> {
+        let mut r = Record::default();
+        r.decode_into(b)?;
+        Ok(r)
+    }
+
+    /// Decodes into this record, reusing its string's allocation (the reader
+    /// keeps a few records and decodes every sample into one of them). On error
+    /// the record is left as it was.
+    pub fn decode_into(&mut self, b: &[u8]) -> Result<(), TooShort> {
         if b.len() < FIXED_SIZE {
             return Err(TooShort(b.len()));
         }
         let flags = Flags::from_bits_truncate(u32_at(b, OFF_FLAGS));
-        let mut vals = [0u64; NVALS];
-        for (i, v) in vals.iter_mut().enumerate() {
+        for (i, v) in self.vals.iter_mut().enumerate() {
             *v = u64_at(b, OFF_VALS + 8 * i as i16);
         }
         let str_ret = u32_at(b, OFF_STR_RET) as i32;
         let has_string = flags.intersects(Flags::STR_PRESENT | Flags::STR_RETRY) && str_ret > 0;
-        let string =
-            if has_string && b.len() >= FULL_SIZE { Some(c_string(&b[FIXED_SIZE..FULL_SIZE])) } else { None };
+        if has_string && b.len() >= FULL_SIZE {
+            let bytes = &b[FIXED_SIZE..FULL_SIZE];
+            let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
+            let text = self.string.get_or_insert_with(String::new);
+            text.clear();
+            text.push_str(&String::from_utf8_lossy(&bytes[..end]));
+        } else {
+            self.string = None;
+        }
         let comm_at = OFF_COMM as usize;
-        Ok(Record {
-            probe: u32_at(b, OFF_PROBE),
-            flags,
-            tgid: u32_at(b, OFF_TGID),
-            tid: u32_at(b, OFF_TID),
-            ktime: u64_at(b, OFF_KTIME),
-            vals,
-            str_ptr: u64_at(b, OFF_STR_PTR),
-            str_ret,
-            depth: u32_at(b, OFF_DEPTH),
-            comm: b[comm_at..comm_at + COMM_LEN].try_into().expect("16 bytes"),
-            string,
-        })
+        self.comm.copy_from_slice(&b[comm_at..comm_at + COMM_LEN]);
+        self.probe = u32_at(b, OFF_PROBE);
+        self.flags = flags;
+        self.tgid = u32_at(b, OFF_TGID);
+        self.tid = u32_at(b, OFF_TID);
+        self.ktime = u64_at(b, OFF_KTIME);
+        self.str_ptr = u64_at(b, OFF_STR_PTR);
+        self.str_ret = str_ret;
+        self.depth = u32_at(b, OFF_DEPTH);
+        Ok(())
     }
 
     /// Encodes a record as a program would (used by tests and benchmarks).
@@ -200,7 +212,17 @@ mod tests {
         assert_eq!(bytes.len(), FULL_SIZE);
         assert_eq!(&bytes[0..4], &7u32.to_ne_bytes());
         assert_eq!(&bytes[FIXED_SIZE..FIXED_SIZE + 10], b"output.txt");
-        assert_eq!(Record::decode(&bytes), Ok(r));
+        assert_eq!(Record::decode(&bytes), Ok(r.clone()));
+        // Decoding into a record already used gives the same, string included.
+        let other = Record { string: None, comm: comm_bytes("a-longer-name"), depth: 9, ..r.clone() };
+        let mut used = Record::decode(&other.encode()).unwrap();
+        used.decode_into(&bytes).unwrap();
+        assert_eq!(used, r);
+        let without = Record { flags: Flags::empty(), string: None, str_ret: 0, ..r.clone() };
+        used.decode_into(&without.encode()).unwrap();
+        assert_eq!(used, without);
+        assert_eq!(used.decode_into(&bytes[..FIXED_SIZE - 8]), Err(TooShort(FIXED_SIZE - 8)));
+        assert_eq!(used, without, "left as it was");
     }
 
     #[test]
