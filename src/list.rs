@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::elf::{self, ElfFile, SymKind};
 use crate::kallsyms::Kallsyms;
-use crate::plan::glob_match;
 use crate::tracefs::Tracefs;
+use crate::util::glob_match;
 
 /// Where to look, parsed from the pattern.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,6 +1,7 @@
 //! Probe planning: what the user asked for -> concrete attach points and the
 //! program description of each probe. Pure decisions; nothing is attached here.
 
+use crate::util::glob_match;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -347,19 +348,6 @@ fn retval() -> (Vec<Value>, Vec<ValueDesc>) {
 
 fn uprobe(path: &Path, sym: &elf::Symbol) -> Attach {
     Attach::Uprobe { path: path.to_path_buf(), offset: sym.offset, symbol: Box::new(sym.clone()) }
-}
-
-/// Simple glob: `*` any run, `?` one character.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 fn is_glob(s: &str) -> bool {

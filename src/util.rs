@@ -64,6 +64,19 @@ fn closeness(wanted: &str, name: &str, limit: usize) -> Option<usize> {
     }
 }
 
+/// Simple glob: `*` any run, `?` one character.
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match p.split_first() {
+            None => n.is_empty(),
+            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
+            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
+            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! kind (`retval` only in return probes, `args` only in tracepoints, ...).
 //! It reports every error it finds, not only the first.
 
+use crate::util::glob_match;
 use std::collections::{HashMap, HashSet};
 
 use super::ast::*;
@@ -1088,19 +1089,6 @@ fn field_ty(f: &Field) -> Result<Ty, String> {
 
 fn is_glob(s: &str) -> bool {
     s.contains(['*', '?'])
-}
-
-/// `*` matches any run of characters, `?` any one.
-fn glob_match(pattern: &str, name: &str) -> bool {
-    fn go(p: &[u8], n: &[u8]) -> bool {
-        match p.split_first() {
-            None => n.is_empty(),
-            Some((b'*', rest)) => (0..=n.len()).any(|i| go(rest, &n[i..])),
-            Some((b'?', rest)) => !n.is_empty() && go(rest, &n[1..]),
-            Some((c, rest)) => n.first() == Some(c) && go(rest, &n[1..]),
-        }
-    }
-    go(pattern.as_bytes(), name.as_bytes())
 }
 
 fn counted(n: usize, what: &str) -> String {
