@@ -25,5 +25,6 @@ pub mod privileges;
 pub mod process;
 pub mod record;
 pub mod session;
+pub mod stacks;
 pub mod tracefs;
 pub mod util;
