@@ -22,7 +22,7 @@
 //! the same names come out: [`KernelSymbols`] keeps every non-data symbol of
 //! /proc/kallsyms, [`UserSymbols`] every named symbol of the mapped files and
 //! of their separate debug files. Where several symbols share an address, bcc
-//! shows whichever its `std::sort` (not a stable sort) leaves last; [`cxx_sort`]
+//! shows whichever its `std::sort` (not a stable sort) leaves last; `cxx_sort`
 //! repeats libstdc++'s algorithm to pick the same one.
 //!
 //! One difference on purpose: bpftrace reads a process's maps when it prints
