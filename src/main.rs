@@ -8,7 +8,7 @@ use clap::Parser;
 
 use trace::output::OutputOpts;
 use trace::plan::Request;
-use trace::session::{self, Config, Target};
+use trace::session::{self, Config, Job, Target};
 
 /// Trace a program's functions, its library calls, its system calls and the kernel
 /// functions they reach, with eBPF assembled by hand. With no probe options it
@@ -17,7 +17,7 @@ use trace::session::{self, Config, Target};
 #[derive(Parser, Debug)]
 #[command(name = "trace", version, after_help = EXAMPLES)]
 #[command(
-    override_usage = "trace [OPTIONS] [--] COMMAND [ARGS]...\n       trace [OPTIONS] -p PID\n       trace [OPTIONS] --watch PROGRAM\n       trace -l [PATTERN]"
+    override_usage = "trace [OPTIONS] [--] COMMAND [ARGS]...\n       trace [OPTIONS] -p PID\n       trace [OPTIONS] --watch PROGRAM\n       trace -e 'PROGRAM' [-c 'COMMAND' | -p PID]\n       trace FILE.bt [-c 'COMMAND' | -p PID]\n       trace -l [PATTERN]"
 )]
 struct Cli {
     /// Trace a running process instead of starting COMMAND.
@@ -99,6 +99,16 @@ struct Cli {
     #[arg(long, hide = true)]
     no_string_retry: bool,
 
+    /// Run this program, written in bpftrace's language (`trace.bt` files work
+    /// the same way: `trace trace.bt`, or `#!/usr/local/bin/trace` as their first line).
+    #[arg(short = 'e', value_name = "PROGRAM", conflicts_with_all = ["watch", "funcs", "libs", "syscalls", "kfuncs", "follow", "all_events", "ret", "timing"])]
+    program: Option<String>,
+
+    /// With -e or FILE.bt: the command to start and trace (split at spaces, as bpftrace does);
+    /// `uprobe:FUNC` then means a function of it.
+    #[arg(short = 'c', value_name = "COMMAND", conflicts_with_all = ["pid", "watch"])]
+    run: Option<String>,
+
     /// The program to run and trace, with its arguments.
     #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     command: Vec<String>,
@@ -110,7 +120,9 @@ const EXAMPLES: &str = "Examples:
   sudo trace -r -T -s open,close ./file-io buggy
   sudo trace --watch ./file-io          then run ./file-io in another terminal
   sudo trace -x -s open ./file-io       the calls, programs and probes behind it
-  sudo trace -l 'libc:op*'              what can be traced";
+  sudo trace -l 'libc:op*'              what can be traced
+  sudo trace -e 'tracepoint:syscalls:sys_enter_openat /comm == \"cat\"/ { printf(\"%s\\n\", str(args->filename)); }'
+  sudo trace trace.bt -c ./file-io      a bpftrace script";
 
 fn power_of_two(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
@@ -142,21 +154,155 @@ fn list(pattern: &str) -> ExitCode {
     }
 }
 
+/// Whether `path` is a script rather than a program to run: a `.bt` file, or a
+/// text file starting with `#!` (how the kernel runs `./trace.bt` whose first
+/// line names trace).
+fn is_script(path: &str) -> bool {
+    let p = std::path::Path::new(path);
+    if !p.is_file() {
+        return false;
+    }
+    if p.extension().is_some_and(|e| e == "bt") {
+        return true;
+    }
+    let mut head = [0u8; 2];
+    std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
+        && &head == b"#!"
+}
+
+/// Parses and checks a script against this kernel's tracepoints (tracefs,
+/// when trace can mount it), printing warnings; errors are printed and exit 2.
+fn compile(name: &str, text: &str) -> Result<trace::lang::Program, ExitCode> {
+    let tracefs = trace::tracefs::Tracefs::open().ok();
+    let schema: &dyn trace::lang::Schema = match &tracefs {
+        Some(t) => t,
+        None => &trace::lang::NoSchema,
+    };
+    match trace::lang::compile(name, text, schema) {
+        Ok(program) => {
+            eprint!("{}", program.warnings());
+            Ok(program)
+        }
+        Err(e) => {
+            eprint!("{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// A script to run, and the command it traces, if any.
+struct Script {
+    program: trace::lang::Program,
+    command: Option<Vec<String>>,
+}
+
+/// The script of `-e` or FILE.bt, if there is one.
+fn script(cli: &Cli) -> Result<Option<Script>, ExitCode> {
+    let (name, text, rest) = match (&cli.program, cli.command.first()) {
+        (Some(text), _) => ("-e".to_string(), text.clone(), cli.command.clone()),
+        (None, Some(file)) if is_script(file) => {
+            let text = std::fs::read_to_string(file).map_err(|e| {
+                eprintln!("trace: cannot read the script {file}: {e}");
+                ExitCode::from(2)
+            })?;
+            (file.clone(), text, cli.command[1..].to_vec())
+        }
+        _ => return Ok(None),
+    };
+    let flags_given =
+        !(cli.funcs.is_empty() && cli.libs.is_empty() && cli.syscalls.is_empty() && cli.kfuncs.is_empty());
+    if flags_given || cli.watch.is_some() || cli.follow || cli.all_events || cli.ret || cli.timing {
+        eprintln!(
+            "trace: {name}: a script says itself what to trace and print; -u -L -s -k -f -a -r -T and \
+             --watch go with a COMMAND, not with a script"
+        );
+        return Err(ExitCode::from(2));
+    }
+    let command = match (&cli.run, rest.is_empty()) {
+        (Some(run), true) => Some(run.split_whitespace().map(str::to_string).collect()),
+        (None, false) if cli.program.is_some() => Some(rest),
+        (None, true) => None,
+        (_, false) => {
+            eprintln!(
+                "trace: {name}: unexpected arguments after the script: `{}`; give the command to trace \
+                 with -c 'COMMAND' (positional parameters like $1 are not supported yet)",
+                rest.join(" ")
+            );
+            return Err(ExitCode::from(2));
+        }
+    };
+    let program = compile(&name, &text)?;
+    Ok(Some(Script { program, command }))
+}
+
+/// `trace FILE.bt -c CMD`: options after a script file are the script's
+/// (clap takes everything after the first positional argument as a command).
+fn options_after_script(mut cli: Cli) -> Cli {
+    let Some(file) = cli.command.first() else { return cli };
+    if cli.program.is_some() || cli.command.len() == 1 || !is_script(file) {
+        return cli;
+    }
+    let rest = cli.command.split_off(1);
+    let more = Cli::parse_from(std::iter::once("trace".to_string()).chain(rest));
+    cli.command.extend(more.command);
+    cli.run = cli.run.or(more.run);
+    cli.pid = cli.pid.or(more.pid);
+    cli.explain |= more.explain;
+    cli.as_root |= more.as_root;
+    if more.ring_pages != 256 {
+        cli.ring_pages = more.ring_pages;
+    }
+    cli
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = options_after_script(Cli::parse());
     if let Some(pattern) = &cli.list {
         return list(pattern);
     }
-    let target = match (cli.pid, cli.watch) {
-        (Some(pid), _) => Target::Pid(pid),
-        (None, Some(path)) => Target::Watch(path),
-        (None, None) if !cli.command.is_empty() => Target::Command(cli.command),
-        (None, None) => {
-            eprintln!(
-                "trace: nothing to trace: give a command (`sudo trace ./file-io`), a process \
-                 (`-p PID`) or a program to watch (`--watch ./file-io`); see `trace --help`"
-            );
-            return ExitCode::from(2);
+    let script = match script(&cli) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if script.is_none() && cli.run.is_some() {
+        eprintln!("trace: -c goes with a script (-e 'PROGRAM' or FILE.bt); to trace a command, give it as is: `sudo trace ./file-io`");
+        return ExitCode::from(2);
+    }
+    let (target, job) = match script {
+        Some(Script { program, command }) => {
+            let target = match (cli.pid, command) {
+                (Some(pid), _) => Some(Target::Pid(pid)),
+                (None, Some(argv)) if !argv.is_empty() => Some(Target::Command(argv)),
+                _ => None,
+            };
+            (target, Job::Script { program: Box::new(program), no_string_retry: cli.no_string_retry })
+        }
+        None => {
+            let target = match (cli.pid, cli.watch.clone()) {
+                (Some(pid), _) => Target::Pid(pid),
+                (None, Some(path)) => Target::Watch(path),
+                (None, None) if !cli.command.is_empty() => Target::Command(cli.command.clone()),
+                (None, None) => {
+                    eprintln!(
+                        "trace: nothing to trace: give a command (`sudo trace ./file-io`), a process \
+                         (`-p PID`), a program to watch (`--watch ./file-io`) or a script \
+                         (`-e 'PROGRAM'`, `trace.bt`); see `trace --help`"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            let request = Request {
+                funcs: cli.funcs,
+                libs: cli.libs,
+                syscalls: cli.syscalls,
+                kfuncs: cli.kfuncs,
+                kfuncs_with_comm: Vec::new(),
+                all_events: cli.all_events,
+                floor: cli.floor,
+                no_string_retry: cli.no_string_retry,
+            };
+            let output = OutputOpts { ret: cli.ret, timing: cli.timing, show_tid: cli.follow };
+            (Some(target), Job::Flags { request, output })
         }
     };
     if let Err(msg) = trace::privileges::check() {
@@ -166,25 +312,14 @@ fn main() -> ExitCode {
     if cli.explain {
         trace::explain::enable_stderr();
     }
-    let config = Config {
-        target,
-        request: Request {
-            funcs: cli.funcs,
-            libs: cli.libs,
-            syscalls: cli.syscalls,
-            kfuncs: cli.kfuncs,
-            kfuncs_with_comm: Vec::new(),
-            all_events: cli.all_events,
-            floor: cli.floor,
-            no_string_retry: cli.no_string_retry,
-        },
-        output: OutputOpts { ret: cli.ret, timing: cli.timing, show_tid: cli.follow },
-        ring_pages: cli.ring_pages,
-        as_root: cli.as_root,
-        follow: cli.follow,
-    };
+    let config = Config { target, job, ring_pages: cli.ring_pages, as_root: cli.as_root, follow: cli.follow };
     match session::run(&config) {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
+        Err(e @ session::Error::Compile(_)) => {
+            // Rendered like the checker's messages: they name the file and line.
+            eprintln!("{e}");
+            ExitCode::from(e.exit_code() as u8)
+        }
         Err(e) => {
             eprintln!("trace: {e}");
             ExitCode::from(e.exit_code() as u8)

@@ -18,6 +18,30 @@ use std::io::{self, Write};
 use crate::plan::{Kind, Probe};
 use crate::record::{Flags, Record};
 
+/// Where records go to be shown: the lab-style [`Formatter`], or a script's
+/// printer ([`crate::lang::printer`]).
+pub trait Sink {
+    /// Shows one record (records come in time order). Returns true to stop
+    /// tracing here (a script's `exit()`).
+    fn event(&mut self, r: &Record) -> io::Result<bool>;
+    /// Writes out what is buffered.
+    fn flush(&mut self) -> io::Result<()>;
+    /// The trace is over: writes what is still held back.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write> Sink for Formatter<W> {
+    fn event(&mut self, r: &Record) -> io::Result<bool> {
+        Formatter::event(self, r).map(|_| false)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Formatter::flush(self)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Formatter::finish(self)
+    }
+}
+
 /// What to add to each line.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OutputOpts {

@@ -268,7 +268,7 @@ impl Builder {
         };
         let (eattach, ectx, evals, edesc) = entry;
         let string = match string_arg {
-            Some(i) => StringOp::Read { ptr: evals[i], pair: self.retry.then_some(entry_id) },
+            Some(i) => StringOp::user(evals[i], self.retry.then_some(entry_id)),
             None => StringOp::None,
         };
         self.probes.push(Probe {
@@ -277,16 +277,7 @@ impl Builder {
             ret: false,
             func: func.to_string(),
             attach: eattach,
-            spec: ProgSpec {
-                probe_id: entry_id,
-                ctx: ectx,
-                filter,
-                values: evals,
-                string,
-                depth: depth(true),
-                register: Register::No,
-                floor,
-            },
+            spec: ProgSpec { floor, ..ProgSpec::record(entry_id, ectx, filter, evals, string, depth(true)) },
             values: edesc,
             string_arg,
             show_comm,
@@ -303,16 +294,7 @@ impl Builder {
             ret: true,
             func: func.to_string(),
             attach: rattach,
-            spec: ProgSpec {
-                probe_id: ret_id,
-                ctx: rctx,
-                filter,
-                values: rvals,
-                string,
-                depth: depth(false),
-                register: Register::No,
-                floor,
-            },
+            spec: ProgSpec { floor, ..ProgSpec::record(ret_id, rctx, filter, rvals, string, depth(false)) },
             values: rdesc,
             string_arg: None,
             show_comm: false,
@@ -506,7 +488,7 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
 
     let mut hidden = Vec::new();
     let mut next_id = b.probes.len() as u32;
-    let needs_entry = env.scope == Scope::Binary && b.probes.iter().any(|p| p.spec.filter == Filter::Tgid);
+    let needs_entry = env.scope == Scope::Binary && b.probes.iter().any(|p| p.spec.filter() == Filter::Tgid);
     if needs_entry {
         hidden.push(register_probe(target, &canon, next_id)?);
         next_id += 1;
@@ -518,17 +500,9 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
     Ok(Plan { probes: b.probes, skipped, hidden })
 }
 
-fn hidden_spec(id: u32, ctx: Ctx, register: Register) -> ProgSpec {
-    ProgSpec {
-        probe_id: id,
-        ctx,
-        filter: if matches!(register, Register::Field(_)) { Filter::Tgid } else { Filter::None },
-        values: vec![],
-        string: StringOp::None,
-        depth: Depth::None,
-        register,
-        floor: false,
-    }
+fn hidden_spec(ctx: Ctx, register: Register) -> ProgSpec {
+    let filter = if matches!(register, Register::Field(_)) { Filter::Tgid } else { Filter::None };
+    ProgSpec::register(ctx, filter, register)
 }
 
 /// The hidden fork probe of `-f`: when a traced process forks (or makes a
@@ -549,7 +523,7 @@ fn fork_probe(tfs: &Tracefs, id: u32) -> Result<Probe, PlanError> {
             name: "sched_process_fork".into(),
             id: fmt.id,
         },
-        spec: hidden_spec(id, Ctx::Tracepoint, Register::Field(child.offset as i16)),
+        spec: hidden_spec(Ctx::Tracepoint, Register::Field(child.offset as i16)),
         values: vec![],
         string_arg: None,
         show_comm: false,
@@ -587,7 +561,7 @@ fn register_probe(target: &ElfFile, canon: &Path, id: u32) -> Result<Probe, Plan
         ret: false,
         func: sym.name.clone(),
         attach: uprobe(canon, &sym),
-        spec: hidden_spec(id, Ctx::PtRegs, Register::Current),
+        spec: hidden_spec(Ctx::PtRegs, Register::Current),
         values: vec![],
         string_arg: None,
         show_comm: false,

@@ -5,7 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 
@@ -19,7 +19,7 @@ use crate::elf::ElfFile;
 use crate::explain::{self, story};
 use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::kernel::KernelVersion;
-use crate::output::{Formatter, OutputOpts};
+use crate::output::{Formatter, OutputOpts, Sink};
 use crate::perf::ring::{Record as RingRecord, Ring};
 use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
 use crate::process::{self, Creds, Exit, HeldChild};
@@ -37,12 +37,26 @@ pub enum Target {
     Watch(PathBuf),
 }
 
+/// What to trace and how to show it.
+#[derive(Clone, Debug)]
+pub enum Job {
+    /// The probe flags (`-u -L -s -k`), or the lab set when none is given,
+    /// shown in the lab's style.
+    Flags { request: Request, output: OutputOpts },
+    /// A program in bpftrace's language (`-e`, FILE.bt), checked already.
+    Script {
+        program: Box<crate::lang::Program>,
+        /// Tests only: do not read uprobe strings again at return.
+        no_string_retry: bool,
+    },
+}
+
 /// Everything a session needs.
 #[derive(Clone, Debug)]
 pub struct Config {
-    pub target: Target,
-    pub request: Request,
-    pub output: OutputOpts,
+    /// None only for scripts, which may trace the whole system.
+    pub target: Option<Target>,
+    pub job: Job,
     /// Data pages per CPU ring (a power of two).
     pub ring_pages: usize,
     /// Run the command as root even under sudo.
@@ -59,8 +73,13 @@ pub enum Error {
     Plan(plan::PlanError),
     Tracefs(crate::tracefs::TracefsError),
     Bpf(bpf::BpfError),
-    Perf { probe: String, err: crate::perf::PerfError },
-    Asm(crate::bpf_asm::AsmError),
+    Perf {
+        probe: String,
+        err: crate::perf::PerfError,
+    },
+    Gen(codegen::GenError),
+    /// A script names what does not exist here (rendered diagnostics).
+    Compile(String),
     Process(String),
     Io(String, io::Error),
     NothingToTrace(Vec<plan::Skipped>),
@@ -75,7 +94,9 @@ impl fmt::Display for Error {
             Error::Tracefs(e) => write!(f, "{e}"),
             Error::Bpf(e) => write!(f, "{e}"),
             Error::Perf { probe, err } => write!(f, "attaching {probe}: {err}"),
-            Error::Asm(e) => write!(f, "generating a program (a bug in trace): {e}"),
+            Error::Gen(codegen::GenError::Asm(e)) => write!(f, "generating a program (a bug in trace): {e}"),
+            Error::Gen(e) => write!(f, "{e}"),
+            Error::Compile(text) => write!(f, "{}", text.trim_end()),
             Error::Process(s) => write!(f, "{s}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
             Error::NothingToTrace(skipped) => {
@@ -96,10 +117,11 @@ impl Error {
             Error::Spawn(crate::process::SpawnError::NotFound(_)) => 127,
             Error::Spawn(crate::process::SpawnError::NotExecutable(_)) => 126,
             Error::Spawn(_) => 126,
-            Error::Plan(_) | Error::Elf(_) => 2,
+            Error::Plan(_) | Error::Elf(_) | Error::Compile(_) => 2,
+            Error::Gen(codegen::GenError::StackFull { .. }) => 2,
             Error::NothingToTrace(_) => 3,
             Error::Tracefs(_) => 4,
-            Error::Bpf(bpf::BpfError::Verifier { .. }) | Error::Asm(_) => 70,
+            Error::Bpf(bpf::BpfError::Verifier { .. }) | Error::Gen(_) => 70,
             Error::Bpf(_) | Error::Perf { .. } => 5,
             Error::Process(_) => 6,
             Error::Io(..) => 74,
@@ -134,13 +156,15 @@ impl Maps {
         })
     }
 
-    fn fds(&self) -> MapFds {
+    fn fds(&self, stacks: Option<&Map>, user: &[Map]) -> MapFds {
         MapFds {
             events: self.events.raw_fd(),
             tgids: self.tgids.raw_fd(),
             depth: self.depth.raw_fd(),
             pending: self.pending.raw_fd(),
             dropped: self.dropped.raw_fd(),
+            stacks: stacks.map_or(-1, |m| m.raw_fd()),
+            user: user.iter().map(|m| m.raw_fd()).collect(),
         }
     }
 
@@ -281,6 +305,44 @@ pub struct Summary {
     pub exit: Option<Exit>,
 }
 
+/// What the kernel offers for probes, looked up once per session.
+struct System {
+    tracefs: Option<Tracefs>,
+    kallsyms: Option<Kallsyms>,
+    filter_functions: Option<FilterFunctions>,
+    /// Why kernel functions cannot be probed, if so.
+    no_kprobes: Option<String>,
+}
+
+impl System {
+    /// `kfuncs`: the kernel functions named (a glob needs all of kallsyms).
+    fn probe(kernel: KernelVersion, need_tracefs: bool, kfuncs: &[String]) -> Result<System, Error> {
+        let tracefs = match (need_tracefs, kfuncs.is_empty()) {
+            (true, _) => Some(Tracefs::open().map_err(Error::Tracefs)?),
+            // Kernel functions only read available_filter_functions from it, if they can.
+            (false, false) => Tracefs::open().ok(),
+            (false, true) => None,
+        };
+        let kallsyms = match kfuncs {
+            [] => None,
+            names if names.iter().any(|n| n.contains(['*', '?'])) => Kallsyms::load().ok(),
+            names => kernel_functions(names),
+        };
+        let filter_functions = match (&tracefs, kfuncs.is_empty()) {
+            (Some(t), false) => FilterFunctions::load(t.root()).ok(),
+            _ => None,
+        };
+        let no_kprobes = if kfuncs.is_empty() { None } else { kprobe_unavailable(kernel, tracefs.as_ref()) };
+        Ok(System { tracefs, kallsyms, filter_functions, no_kprobes })
+    }
+}
+
+/// What a session prints records with, and what it runs around them.
+enum Show {
+    Flags(OutputOpts),
+    Script { program: Box<crate::lang::Program>, lowered: Box<crate::lang::lower::Lowered> },
+}
+
 /// Runs a session; returns the exit status for the tracer.
 pub fn run(cfg: &Config) -> Result<i32, Error> {
     explain::note(|| format!("{}\n{}", story::INTRO, story::STEP_PLAN));
@@ -288,50 +350,62 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     if let Some(w) = bpf::raise_memlock(kernel) {
         eprintln!("trace: warning: {w}");
     }
-    let (binary, known_pid) = resolve_target(&cfg.target)?;
-    let elf = ElfFile::open(&binary).map_err(Error::Elf)?;
-    let req = if cfg.request.is_empty() {
-        Request {
-            all_events: cfg.request.all_events,
-            floor: cfg.request.floor,
-            no_string_retry: cfg.request.no_string_retry,
-            ..Request::lab()
+    let (binary, known_pid) = match &cfg.target {
+        Some(t) => {
+            let (b, p) = resolve_target(t)?;
+            (Some(b), p)
         }
-    } else {
-        cfg.request.clone()
+        None => (None, None),
     };
-    let tracefs = match (req.syscalls.is_empty() && !cfg.follow, req.kfuncs.is_empty()) {
-        (false, _) => Some(Tracefs::open().map_err(Error::Tracefs)?),
-        // Kernel functions only read available_filter_functions from it, if they can.
-        (true, false) => Tracefs::open().ok(),
-        (true, true) => None,
-    };
-    let kallsyms = if req.kfuncs.is_empty() { None } else { kernel_functions(&req.kfuncs) };
-    let filter_functions = match (&tracefs, req.kfuncs.is_empty()) {
-        (Some(t), false) => FilterFunctions::load(t.root()).ok(),
-        _ => None,
-    };
-    let no_kprobes = if req.kfuncs.is_empty() { None } else { kprobe_unavailable(kernel, tracefs.as_ref()) };
+    let elf = binary.as_deref().map(ElfFile::open).transpose().map_err(Error::Elf)?;
     let scope = match cfg.target {
-        Target::Watch(_) => Scope::Binary,
+        Some(Target::Watch(_)) => Scope::Binary,
         _ if cfg.follow => Scope::Follow,
         _ => Scope::Process,
     };
-    let env = plan::Env {
-        target: &elf,
-        pid: known_pid,
-        scope,
-        follow: cfg.follow,
-        tracefs: tracefs.as_ref(),
-        kallsyms: kallsyms.as_ref(),
-        filter_functions: filter_functions.as_ref(),
-        kprobes: no_kprobes.is_none(),
-        no_kprobes_reason: no_kprobes.clone().unwrap_or_default(),
+    let (plan, show, tracefs_root, kallsyms) = match &cfg.job {
+        Job::Flags { request, output } => {
+            let elf = elf.as_ref().ok_or_else(|| Error::Process("nothing to trace".into()))?;
+            let req = if request.is_empty() {
+                Request {
+                    all_events: request.all_events,
+                    floor: request.floor,
+                    no_string_retry: request.no_string_retry,
+                    ..Request::lab()
+                }
+            } else {
+                request.clone()
+            };
+            let sys = System::probe(kernel, !req.syscalls.is_empty() || cfg.follow, &req.kfuncs)?;
+            let env = plan::Env {
+                target: elf,
+                pid: known_pid,
+                scope,
+                follow: cfg.follow,
+                tracefs: sys.tracefs.as_ref(),
+                kallsyms: sys.kallsyms.as_ref(),
+                filter_functions: sys.filter_functions.as_ref(),
+                kprobes: sys.no_kprobes.is_none(),
+                no_kprobes_reason: sys.no_kprobes.clone().unwrap_or_default(),
+            };
+            let plan = plan::plan(&req, &env).map_err(Error::Plan)?;
+            (plan, Show::Flags(*output), sys.tracefs.map(|t| t.root().to_path_buf()), sys.kallsyms)
+        }
+        Job::Script { program, no_string_retry } => {
+            let (lowered, sys) = lower_script(program, kernel, elf.as_ref(), !no_string_retry)?;
+            let mut lowered = Box::new(lowered);
+            let plan = std::mem::take(&mut lowered.plan);
+            let show = Show::Script { program: program.clone(), lowered };
+            (plan, show, sys.tracefs.map(|t| t.root().to_path_buf()), sys.kallsyms)
+        }
     };
-    let plan = plan::plan(&req, &env).map_err(Error::Plan)?;
-    explain::note(|| story::plan(&plan, tracefs.as_ref().map(|t| t.root()), kallsyms.as_ref()));
+    explain::note(|| story::plan(&plan, tracefs_root.as_deref(), kallsyms.as_ref()));
     report_skipped(&plan);
-    if plan.probes.is_empty() {
+    let specials = match &show {
+        Show::Script { lowered, .. } => lowered.begin.len() + lowered.end.len(),
+        Show::Flags(_) => 0,
+    };
+    if plan.probes.is_empty() && specials == 0 {
         return Err(Error::NothingToTrace(plan.skipped));
     }
 
@@ -340,9 +414,23 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         crate::perf::possible_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let online = crate::perf::online_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let maps = Maps::create(possible.iter().max().map_or(1, |m| m + 1))?;
-    story::maps(&[&maps.events, &maps.tgids, &maps.depth, &maps.pending, &maps.dropped]);
+    let stacks = match &show {
+        Show::Script { lowered, .. } if lowered.stacks => Some(
+            Map::create(MapType::StackTrace, 4, STACK_VALUE_SIZE, STACK_ENTRIES, "stacks")
+                .map_err(Error::Bpf)?,
+        ),
+        _ => None,
+    };
+    let user_maps = match &show {
+        Show::Script { program, .. } => script_maps(&program.checked.maps)?,
+        Show::Flags(_) => Vec::new(),
+    };
+    let mut all_maps = vec![&maps.events, &maps.tgids, &maps.depth, &maps.pending, &maps.dropped];
+    all_maps.extend(stacks.as_ref());
+    all_maps.extend(user_maps.iter());
+    story::maps(&all_maps);
     explain::note(|| story::STEP_PROGRAMS.into());
-    let programs = load_programs(&plan, &maps, kernel)?;
+    let programs = load_programs(&plan, &maps.fds(stacks.as_ref(), &user_maps), kernel)?;
     explain::note(|| story::STEP_RINGS.into());
     let rings = open_rings(&online, cfg.ring_pages, &maps)?;
 
@@ -351,10 +439,10 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         process::become_subreaper();
     }
     // Start the command held before exec, so its pid is known before attaching.
-    let mut child = match &cfg.target {
-        Target::Command(argv) => {
+    let mut child = match (&cfg.target, &binary) {
+        (Some(Target::Command(argv)), Some(binary)) => {
             let creds = if cfg.as_root { None } else { Creds::from_sudo() };
-            Some(HeldChild::spawn(&binary, argv, creds.as_ref()).map_err(Error::Spawn)?)
+            Some(HeldChild::spawn(binary, argv, creds.as_ref()).map_err(Error::Spawn)?)
         }
         _ => None,
     };
@@ -371,32 +459,96 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
     // event loop (which detaches everything) and never lost or fatal.
     let signals = block_signals()?;
-    eprintln!("Attaching {} probes...", live.attached.len() - plan.hidden.len());
+    let n = live.attached.len() - plan.hidden.len() + specials;
+    eprintln!("Attaching {n} probe{}...", if n == 1 { "" } else { "s" });
     if std::env::var_os("TRACE_TEST_STOP_BEFORE_RELEASE").is_some() {
         // Tests only: stop here, the command held, so a test can kill us now.
         let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     }
-    if let Some(c) = child.as_mut() {
-        c.release(&binary).map_err(Error::Spawn)?;
+    let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    let summary = match show {
+        Show::Flags(opts) => {
+            let mut fmt = Formatter::new(stdout, plan.probes.clone(), opts);
+            release(child.as_mut(), binary.as_deref())?;
+            trace_until_done(&mut live, &mut fmt, &signals, child.as_mut(), &cfg.target, pid, cfg.follow)
+        }
+        Show::Script { program, lowered } => {
+            let mut printer = crate::lang::printer::Printer::new(
+                stdout,
+                &program.checked,
+                *lowered,
+                stacks.as_ref(),
+                &user_maps,
+            );
+            let begun = printer.begin().map_err(|e| Error::Io("writing the trace".into(), e))?;
+            let summary = if begun {
+                release(child.as_mut(), binary.as_deref())?;
+                trace_until_done(
+                    &mut live,
+                    &mut printer,
+                    &signals,
+                    child.as_mut(),
+                    &cfg.target,
+                    pid,
+                    cfg.follow,
+                )
+            } else {
+                Ok(Summary::default()) // exit() in BEGIN
+            };
+            match printer.end() {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
+                    return Err(Error::Io("writing the trace".into(), e));
+                }
+                _ => summary,
+            }
+        }
+    };
+    finish(live, summary, child.as_mut(), possible.len())
+}
+
+/// Lets the held command run.
+fn release(child: Option<&mut HeldChild>, binary: Option<&std::path::Path>) -> Result<(), Error> {
+    match (child, binary) {
+        (Some(c), Some(b)) => c.release(b).map_err(Error::Spawn),
+        _ => Ok(()),
     }
-    let pidfd = match (&cfg.target, pid) {
-        (Target::Pid(_), Some(p)) => pidfd_open(p),
+}
+
+/// Reads and prints until the command ends, the process exits, Ctrl-C, or the
+/// output says stop (a script's `exit()`).
+fn trace_until_done<S: Sink>(
+    live: &mut Live,
+    sink: &mut S,
+    signals: &SignalFd,
+    child: Option<&mut HeldChild>,
+    target: &Option<Target>,
+    pid: Option<u32>,
+    follow: bool,
+) -> Result<Summary, Error> {
+    let pidfd = match (target, pid) {
+        (Some(Target::Pid(_)), Some(p)) => pidfd_open(p),
         _ => None,
     };
-    let probes = plan.probes.clone();
-    let stdout = io::stdout().lock();
-    let mut fmt = Formatter::new(io::BufWriter::with_capacity(64 * 1024, stdout), probes, cfg.output);
-    let summary =
-        event_loop(&mut live, &mut fmt, &signals, child.as_mut(), pidfd.as_ref(), &cfg.target, cfg.follow);
+    let summary = event_loop(live, sink, signals, child, pidfd.as_ref(), target, follow);
     explain::note(|| story::AFTER.into());
-    let dropped = live.maps.dropped(possible.len());
+    summary
+}
+
+/// Detaches everything, then reports losses and the command's end.
+fn finish(
+    live: Live,
+    summary: Result<Summary, Error>,
+    child: Option<&mut HeldChild>,
+    possible: usize,
+) -> Result<i32, Error> {
+    let dropped = live.maps.dropped(possible);
     drop(live); // detach everything before reporting
     let mut summary = summary?;
     summary.lost = summary.lost.max(dropped);
     if summary.exit.is_none() {
-        // Our output was closed (`trace ... | head`): the probes are gone; let
-        // the command finish as it would have without us.
-        summary.exit = child.as_mut().and_then(|c| c.wait());
+        // Our output was closed (`trace ... | head`) or the script called exit():
+        // the probes are gone; let the command finish as it would have without us.
+        summary.exit = child.and_then(|c| c.wait());
     }
     if summary.lost > 0 {
         eprintln!(
@@ -416,6 +568,61 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     })
 }
 
+/// Elements a script's map holds (bpftrace's default too).
+const SCRIPT_MAP_ENTRIES: u32 = 4096;
+
+/// One HASH map (u64 key -> i64 value) per `@name` of a script; the kernel's
+/// name is the script's after `AT_` (as bpftrace names them), cut to what
+/// BPF_OBJ_NAME_LEN allows.
+fn script_maps(decls: &[crate::lang::ir::MapDecl]) -> Result<Vec<Map>, Error> {
+    decls
+        .iter()
+        .map(|d| {
+            let safe = d.name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_');
+            let name: String = "AT_".chars().chain(safe).take(15).collect();
+            Map::create(MapType::Hash, 8, 8, SCRIPT_MAP_ENTRIES, &name).map_err(Error::Bpf)
+        })
+        .collect()
+}
+
+/// PERF_MAX_STACK_DEPTH (include/uapi/linux/perf_event.h): frames a stack map value holds.
+const PERF_MAX_STACK_DEPTH: u32 = 127;
+const STACK_VALUE_SIZE: u32 = 8 * PERF_MAX_STACK_DEPTH;
+/// Distinct stacks kept at once (ids are reused when two stacks hash alike).
+const STACK_ENTRIES: u32 = 4096;
+
+/// Checks a script against this system: its files, functions and events.
+fn lower_script(
+    program: &crate::lang::Program,
+    kernel: KernelVersion,
+    elf: Option<&ElfFile>,
+    retry_strings: bool,
+) -> Result<(crate::lang::lower::Lowered, System), Error> {
+    use crate::lang::ast::{ProbeKind, Target as PTarget};
+    let probes = program.checked.programs.iter().map(|p| &p.probe);
+    let kfuncs: Vec<String> = probes
+        .clone()
+        .filter_map(|p| match &p.target {
+            PTarget::Kernel { func } => Some(func.text.clone()),
+            _ => None,
+        })
+        .collect();
+    let tracepoints = probes.clone().any(|p| p.kind == ProbeKind::Tracepoint);
+    let sys = System::probe(kernel, tracepoints, &kfuncs)?;
+    let env = crate::lang::lower::Env {
+        tracefs: sys.tracefs.as_ref(),
+        kallsyms: sys.kallsyms.as_ref(),
+        filter_functions: sys.filter_functions.as_ref(),
+        no_kprobes: sys.no_kprobes.clone(),
+        cwd: std::env::current_dir().unwrap_or_default(),
+        program: elf,
+        retry_strings,
+    };
+    let lowered = crate::lang::lower::lower(&program.checked, &env)
+        .map_err(|ds| Error::Compile(crate::lang::CompileError::new(&program.source, ds).to_string()))?;
+    Ok((lowered, sys))
+}
+
 fn report_skipped(plan: &Plan) {
     if plan.skipped.is_empty() {
         return;
@@ -424,14 +631,13 @@ fn report_skipped(plan: &Plan) {
     eprintln!("trace: skipping kernel functions {}: {}", names.join(", "), plan.skipped[0].why);
 }
 
-fn load_programs(plan: &Plan, maps: &Maps, kernel: KernelVersion) -> Result<Vec<LoadedProgram>, Error> {
+fn load_programs(plan: &Plan, fds: &MapFds, kernel: KernelVersion) -> Result<Vec<LoadedProgram>, Error> {
     let helpers = Helpers::for_kernel(kernel);
-    let fds = maps.fds();
     plan.probes
         .iter()
         .chain(plan.hidden.iter())
         .map(|p| {
-            let prog = codegen::generate(&p.spec, &fds, helpers).map_err(Error::Asm)?;
+            let prog = codegen::generate(&p.spec, fds, helpers).map_err(Error::Gen)?;
             let prog_type = match p.spec.ctx {
                 Ctx::PtRegs => bpf::ProgType::Kprobe,
                 Ctx::Tracepoint => bpf::ProgType::Tracepoint,
@@ -561,8 +767,9 @@ impl Merger {
         self.heap.push(Reverse((record.ktime, self.seq, slot)));
     }
 
-    /// Emits records older than `before` (all when None).
-    fn emit<W: Write>(&mut self, before: Option<u64>, fmt: &mut Formatter<W>, n: &mut u64) -> io::Result<()> {
+    /// Emits records older than `before` (all when None). Returns true when
+    /// the sink asked to stop (the records after that one are left unshown).
+    fn emit<S: Sink>(&mut self, before: Option<u64>, sink: &mut S, n: &mut u64) -> io::Result<bool> {
         while let Some(&Reverse((ktime, _, slot))) = self.heap.peek() {
             if before.is_some_and(|b| ktime >= b) {
                 break;
@@ -570,9 +777,12 @@ impl Merger {
             self.heap.pop();
             self.free.push(slot);
             *n += 1;
-            fmt.event(&self.slots[slot])?;
+            if sink.event(&self.slots[slot])? {
+                sink.flush()?;
+                return Ok(true);
+            }
         }
-        fmt.flush()
+        sink.flush().map(|_| false)
     }
 }
 
@@ -593,13 +803,13 @@ fn drain(rings: &mut [Ring], merger: &mut Merger, lost: &mut u64) {
     }
 }
 
-fn event_loop<W: Write>(
+fn event_loop<S: Sink>(
     live: &mut Live,
-    fmt: &mut Formatter<W>,
+    fmt: &mut S,
     signals: &SignalFd,
     mut child: Option<&mut HeldChild>,
     pidfd: Option<&OwnedFd>,
-    target: &Target,
+    target: &Option<Target>,
     follow: bool,
 ) -> Result<Summary, Error> {
     let mut merger = Merger::default();
@@ -651,17 +861,21 @@ fn event_loop<W: Write>(
         if stop {
             drain(&mut live.rings, &mut merger, &mut summary.lost);
             closed(merger.emit(None, fmt, &mut summary.events).and_then(|_| fmt.finish()))?;
-            if let (Target::Pid(p), true) = (target, pid_gone) {
+            if let (Some(Target::Pid(p)), true) = (target, pid_gone) {
                 eprintln!("trace: process {p} exited");
             }
             return Ok(summary);
         }
-        if let Err(e) = merger.emit(Some(now.saturating_sub(HOLD_NS)), fmt, &mut summary.events) {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                // `trace ... | head`: the reader is gone; stop quietly and detach.
+        match merger.emit(Some(now.saturating_sub(HOLD_NS)), fmt, &mut summary.events) {
+            Ok(false) => {}
+            Ok(true) => {
+                // The script called exit(): what came after it is not shown.
+                closed(fmt.finish())?;
                 return Ok(summary);
             }
-            return Err(out_err(e));
+            // `trace ... | head`: the reader is gone; stop quietly and detach.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(summary),
+            Err(e) => return Err(out_err(e)),
         }
     }
 }

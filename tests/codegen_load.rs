@@ -4,7 +4,8 @@
 
 use trace::bpf::{load_program, Map, MapType, ProgType};
 use trace::codegen::{
-    generate, pt_regs, Ctx, Depth, Filter, Helpers, MapFds, ProgSpec, Register, StringOp, Value,
+    generate, pt_regs, BinOp, Ctx, Depth, Emit, Expr, Filter, Helpers, MapFds, ProgSpec, Register, Space,
+    Stmt, StringOp, Value,
 };
 use trace::kernel::KernelVersion;
 
@@ -17,12 +18,15 @@ fn every_program_shape_loads() {
     let depth = Map::create(MapType::Hash, 4, 4, 64, "depth").unwrap();
     let pending = Map::create(MapType::Hash, 8, 8, 64, "pending").unwrap();
     let dropped = Map::create(MapType::PercpuArray, 4, 8, 1, "dropped").unwrap();
+    let stacks = Map::create(MapType::StackTrace, 4, 8 * 127, 64, "stacks").unwrap();
     let maps = MapFds {
         events: events.raw_fd(),
         tgids: tgids.raw_fd(),
         depth: depth.raw_fd(),
         pending: pending.raw_fd(),
         dropped: dropped.raw_fd(),
+        stacks: stacks.raw_fd(),
+        user: vec![],
     };
     let helpers = Helpers::for_kernel(kernel);
     let mut loaded = 0;
@@ -34,24 +38,16 @@ fn every_program_shape_loads() {
         };
         let strings = [
             StringOp::None,
-            StringOp::Read { ptr: v(0), pair: Some(0) },
-            StringOp::Read { ptr: v(1), pair: None },
+            StringOp::user(v(0), Some(0)),
+            StringOp::user(v(1), None),
             StringOp::Retry { pair: 0 },
+            StringOp::Refill { pair: 0 },
         ];
         for filter in [Filter::None, Filter::Tgid, Filter::Inside] {
-            for string in strings {
+            for string in &strings {
                 for d in [Depth::None, Depth::Enter, Depth::Exit] {
                     for values in [vec![], (0..6).map(v).collect()] {
-                        let spec = ProgSpec {
-                            probe_id: 1,
-                            ctx,
-                            filter,
-                            values,
-                            string,
-                            depth: d,
-                            register: Register::No,
-                            floor: false,
-                        };
+                        let spec = ProgSpec::record(1, ctx, filter, values, string.clone(), d);
                         load(&spec, &maps, helpers, kernel);
                         loaded += 1;
                     }
@@ -59,16 +55,7 @@ fn every_program_shape_loads() {
             }
         }
         for register in [Register::Current, Register::Field(12)] {
-            let spec = ProgSpec {
-                probe_id: 2,
-                ctx,
-                filter: Filter::Tgid,
-                values: vec![],
-                string: StringOp::None,
-                depth: Depth::None,
-                register,
-                floor: false,
-            };
+            let spec = ProgSpec::register(ctx, Filter::Tgid, register);
             load(&spec, &maps, helpers, kernel);
             let floor = ProgSpec { floor: true, ..spec };
             load(&floor, &maps, helpers, kernel);
@@ -76,7 +63,100 @@ fn every_program_shape_loads() {
         }
     }
     println!("{loaded} programs loaded on {kernel}");
-    assert_eq!(loaded, 2 * (3 * 4 * 3 * 2 + 4));
+    assert_eq!(loaded, 2 * (3 * 5 * 3 * 2 + 4));
+}
+
+/// The language's shapes: every expression, nested conditions, several records
+/// per program, string comparisons in both address spaces, stacks, variables.
+#[test]
+fn every_expression_shape_loads() {
+    let kernel = KernelVersion::current();
+    let events = Map::create(MapType::PerfEventArray, 4, 4, 64, "events").unwrap();
+    let small = |name| Map::create(MapType::Hash, 8, 8, 64, name).unwrap();
+    let (tgids, depth, pending) = (small("tgids"), small("depth"), small("pending"));
+    let dropped = Map::create(MapType::PercpuArray, 4, 8, 1, "dropped").unwrap();
+    let stacks = Map::create(MapType::StackTrace, 4, 8 * 127, 64, "stacks").unwrap();
+    let user = Map::create(MapType::Hash, 8, 8, 64, "AT_m").unwrap();
+    let maps = MapFds {
+        events: events.raw_fd(),
+        tgids: tgids.raw_fd(),
+        depth: depth.raw_fd(),
+        pending: pending.raw_fd(),
+        dropped: dropped.raw_fd(),
+        stacks: stacks.raw_fd(),
+        user: vec![user.raw_fd()],
+    };
+    let helpers = Helpers::for_kernel(kernel);
+    let b = |e: Expr| Box::new(e);
+    let bin = |op, signed, l: Expr, r: Expr| Expr::Binary { op, signed, lhs: b(l), rhs: b(r) };
+    let arg = |i: usize| Expr::Ctx(Value::Reg(pt_regs::ARGS[i]));
+    let mut exprs = vec![
+        Expr::Const(u64::MAX - 5),
+        Expr::Pid,
+        Expr::Tid,
+        Expr::Uid,
+        Expr::Cpu,
+        Expr::Nsecs,
+        Expr::Var(0),
+        Expr::Neg(b(arg(0))),
+        Expr::Not(b(arg(1))),
+        Expr::BitNot(b(Expr::Nsecs)),
+        Expr::SignExtend(b(arg(2)), 32),
+        Expr::CommEq { eq: true, literal: b"file-io".to_vec() },
+        Expr::CommEq { eq: false, literal: b"a-name-longer-than-15".to_vec() },
+        Expr::StrEq { eq: true, ptr: b(arg(0)), space: Space::User, literal: b"output.txt".to_vec() },
+        Expr::StrEq { eq: false, ptr: b(Expr::Const(0)), space: Space::Kernel, literal: vec![] },
+        Expr::StackId { user: false },
+        Expr::StackId { user: true },
+        Expr::MapRead { map: 0, key: None },
+        Expr::MapRead {
+            map: 0,
+            key: Some(b(bin(BinOp::Add, false, Expr::Tid, Expr::MapRead { map: 0, key: None }))),
+        },
+    ];
+    use BinOp::*;
+    for op in [Or, And, BitOr, BitXor, BitAnd, Eq, Ne, Lt, Le, Gt, Ge, Shl, Shr, Add, Sub, Mul, Div, Rem] {
+        for signed in [false, true] {
+            // A leaf on the right, then a computed right side (a temporary).
+            exprs.push(bin(op, signed, arg(0), Expr::Const(3)));
+            exprs.push(bin(op, signed, Expr::Nsecs, bin(Add, false, Expr::Uid, arg(1))));
+        }
+    }
+    let emit = |id, values: Vec<Expr>, string| Stmt::Emit(Emit { id, values, string, depth: Depth::None });
+    for (i, e) in exprs.iter().enumerate() {
+        let body = vec![
+            Stmt::Assign { var: 0, value: Expr::Nsecs },
+            Stmt::MapUpdate { map: 0, key: Some(e.clone()), value: e.clone() },
+            Stmt::MapDelete { map: 0, key: None },
+            Stmt::Require(bin(Ne, false, e.clone(), Expr::Const(7))),
+            Stmt::If {
+                cond: e.clone(),
+                then: vec![emit(
+                    1,
+                    vec![e.clone(), Expr::Var(0)],
+                    StringOp::user(Value::Reg(pt_regs::DI), None),
+                )],
+                otherwise: vec![Stmt::If {
+                    cond: Expr::Var(0),
+                    then: vec![emit(2, vec![], StringOp::None), Stmt::Return],
+                    otherwise: vec![],
+                }],
+            },
+            emit(3, vec![e.clone(); 6], StringOp::Read { ptr: arg(1), pair: None, space: Space::User }),
+        ];
+        let spec = ProgSpec { ctx: Ctx::PtRegs, body, vars: 1, floor: false };
+        load(&spec, &maps, helpers, kernel);
+        if i == 0 {
+            println!("{}", generate(&spec, &maps, helpers).unwrap().listing());
+        }
+    }
+    // A tracepoint's char[] field read from the context.
+    let body = vec![emit(
+        0,
+        vec![Expr::SignExtend(b(Expr::Ctx(Value::Field { offset: 8, size: 4 })), 32)],
+        StringOp::Read { ptr: Expr::CtxAddr(8), pair: None, space: Space::Kernel },
+    )];
+    load(&ProgSpec { ctx: Ctx::Tracepoint, body, vars: 0, floor: false }, &maps, helpers, kernel);
 }
 
 fn load(spec: &ProgSpec, maps: &MapFds, helpers: Helpers, kernel: KernelVersion) {

@@ -17,6 +17,7 @@ const BPF_MAP_CREATE: u32 = 0;
 const BPF_MAP_LOOKUP_ELEM: u32 = 1;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
+const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 
@@ -27,6 +28,7 @@ fn cmd_name(cmd: u32) -> String {
         BPF_MAP_LOOKUP_ELEM => "BPF_MAP_LOOKUP_ELEM".into(),
         BPF_MAP_UPDATE_ELEM => "BPF_MAP_UPDATE_ELEM".into(),
         BPF_MAP_DELETE_ELEM => "BPF_MAP_DELETE_ELEM".into(),
+        BPF_MAP_GET_NEXT_KEY => "BPF_MAP_GET_NEXT_KEY".into(),
         BPF_PROG_LOAD => "BPF_PROG_LOAD".into(),
         BPF_OBJ_GET_INFO_BY_FD => "BPF_OBJ_GET_INFO_BY_FD".into(),
         other => format!("{other} /* BPF_??? */"),
@@ -464,6 +466,35 @@ impl Map {
         match self.elem(BPF_MAP_DELETE_ELEM, key, 0, None, 0, "deleting an element") {
             Err(BpfError::Syscall { err, .. }) if err.raw_os_error() == Some(libc::ENOENT) => Ok(()),
             other => other,
+        }
+    }
+
+    /// Every key, in the kernel's order (BPF_MAP_GET_NEXT_KEY from no key
+    /// until ENOENT).
+    pub fn keys(&self) -> Result<Vec<Vec<u8>>, BpfError> {
+        let mut keys: Vec<Vec<u8>> = Vec::new();
+        loop {
+            let mut next = vec![0u8; self.key_size as usize];
+            let mut attr = MapElemAttr {
+                map_fd: self.fd.as_raw_fd() as u32,
+                // No key: the first one.
+                key: keys.last().map_or(0, |k| k.as_ptr() as u64),
+                value: next.as_mut_ptr() as u64,
+                ..Default::default()
+            };
+            let describe = |a: &MapElemAttr| {
+                format!("{{map_fd={}, key={:#x}, next_key={:#x}}}", a.map_fd, a.key, a.value)
+            };
+            match sys_bpf(BPF_MAP_GET_NEXT_KEY, &mut attr, describe) {
+                Ok(_) => keys.push(next),
+                Err(err) if err.raw_os_error() == Some(libc::ENOENT) => return Ok(keys),
+                Err(err) => {
+                    return Err(BpfError::Syscall {
+                        what: format!("listing the keys of the BPF map `{}`", self.name),
+                        err,
+                    })
+                }
+            }
         }
     }
 

@@ -61,7 +61,7 @@ pub fn plan(plan: &Plan, tracefs_root: Option<&Path>, kallsyms: Option<&Kallsyms
 pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
     match &p.attach {
         Attach::Uprobe { path, offset, symbol } => {
-            let what = match (p.spec.register, p.ret) {
+            let what = match (p.spec.register_kind(), p.ret) {
                 (Register::No, false) => {
                     format!("a breakpoint at the entry of {} in {}", p.func, path.display())
                 }
@@ -101,7 +101,7 @@ pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
                 }
                 None => format!("events/{category}/{name}/format"),
             };
-            let event = match (category.as_str(), p.ret, p.spec.register) {
+            let event = match (category.as_str(), p.ret, p.spec.register_kind()) {
                 (_, _, Register::Field(_)) => {
                     "a process forking (hidden): adds the child of a traced process to the traced set".into()
                 }
@@ -113,7 +113,7 @@ pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
             s.push_str(&format!(
                 "  id {id}: the `ID:` line of {format}; perf_event_open gets it as config\n"
             ));
-            let read = match p.spec.register {
+            let read = match p.spec.register_kind() {
                 Register::Field(offset) => format!("the new pid at {offset}"),
                 _ => fields(p),
             };
@@ -137,12 +137,12 @@ fn fields(p: &Probe) -> String {
     let shown: Vec<String> = p
         .values
         .iter()
-        .zip(&p.spec.values)
+        .zip(p.spec.record_values())
         .enumerate()
         .map(|(i, (desc, v))| {
             let (offset, size) = match v {
-                Value::Field { offset, size } => (i64::from(*offset), u32::from(*size)),
-                Value::Reg(off) => (i64::from(*off), 8),
+                Value::Field { offset, size } => (i64::from(offset), u32::from(size)),
+                Value::Reg(off) => (i64::from(off), 8),
             };
             let string = if p.string_arg == Some(i) { ", a user string" } else { "" };
             format!("{} at {offset} ({size} bytes{string})", desc.name)
@@ -203,7 +203,7 @@ fn map_purpose(name: &str) -> &'static str {
 /// (verifier syntax, `; ` comments naming the blocks, `label:` lines).
 pub fn program(p: &Probe, prog: &Program) {
     note(|| {
-        let filter = match p.spec.filter {
+        let filter = match p.spec.filter() {
             Filter::None => "no filter in the program: the perf event it is attached to says where it runs",
             Filter::Tgid => "it filters on the traced processes",
             Filter::Inside => "it filters on the threads inside a traced program function",
@@ -274,16 +274,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn spec(ctx: Ctx, values: Vec<Value>) -> ProgSpec {
-        ProgSpec {
-            probe_id: 0,
-            ctx,
-            filter: Filter::None,
-            values,
-            string: StringOp::None,
-            depth: Depth::None,
-            register: Register::No,
-            floor: false,
-        }
+        ProgSpec::record(0, ctx, Filter::None, values, StringOp::None, Depth::None)
     }
 
     fn desc(name: &str) -> ValueDesc {

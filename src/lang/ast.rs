@@ -124,8 +124,8 @@ pub enum Stmt {
     Expr(Expr),
     /// `$x = value`; `$x += v` is `op: Some(Add)`, and `$x++` is `$x += 1`.
     Assign { var: Name, op: Option<BinOp>, value: Expr, span: Span },
-    /// `@name[keys] = value` and friends; maps are parsed but not supported yet.
-    MapAssign { map: Expr, span: Span },
+    /// `@name[key] = value`; `@m[k] += v` is `op: Some(Add)`, `@m[k]++` is `@m[k] += 1`.
+    MapAssign { map: Expr, op: Option<BinOp>, value: Expr, span: Span },
     /// `if (cond) { } else { }`; `else if` is an else block holding one `If`.
     If { cond: Expr, then: Block, otherwise: Option<Block>, span: Span },
 }

@@ -28,6 +28,7 @@ pub fn check(script: &Script, src: &Source, schema: &dyn Schema) -> Result<Check
         sites: Vec::new(),
         site_ids: HashMap::new(),
         map_reported: false,
+        maps: Vec::new(),
     };
     let mut programs = Vec::new();
     for (group_index, group) in script.groups.iter().enumerate() {
@@ -40,7 +41,7 @@ pub fn check(script: &Script, src: &Source, schema: &dyn Schema) -> Result<Check
     if ck.diags.iter().any(|d| d.severity == super::diag::Severity::Error) {
         return Err(ck.diags);
     }
-    Ok(Checked { programs, sites: ck.sites, warnings: ck.diags })
+    Ok(Checked { programs, sites: ck.sites, maps: ck.maps, warnings: ck.diags })
 }
 
 /// The builtins that are values, by name.
@@ -154,8 +155,9 @@ struct Checker<'a> {
     seen: HashSet<(Span, String)>,
     sites: Vec<Site>,
     site_ids: HashMap<usize, SiteId>,
-    /// Maps are reported once, not at every use.
+    /// Map functions not supported yet are reported once, not at every use.
     map_reported: bool,
+    maps: Vec<MapDecl>,
 }
 
 /// What the checker knows while checking one probe's block.
@@ -278,6 +280,7 @@ impl Checker<'_> {
                 ExprKind::Call { func, args } if OUTPUT_FUNCTIONS.contains(&func.text.as_str()) => {
                     self.output(cx, func, args, e.span)
                 }
+                ExprKind::Call { func, args } if func.text == "delete" => self.map_delete(cx, args, e.span),
                 ExprKind::Ident(name) if name == "exit" => {
                     Some(TStmt::Exit { site: self.site(e.span, Site::Exit { span: e.span }) })
                 }
@@ -290,10 +293,7 @@ impl Checker<'_> {
                 }
             },
             Stmt::Assign { var, op, value, span } => self.assign(cx, var, *op, value, *span),
-            Stmt::MapAssign { map, .. } => {
-                self.map_error(map.span);
-                None
-            }
+            Stmt::MapAssign { map, op, value, span } => self.map_assign(cx, map, *op, value, *span),
             Stmt::If { cond, then, otherwise, .. } => {
                 let cond = self.condition(cx, cond);
                 let then = self.block(cx, &then.stmts);
@@ -557,10 +557,137 @@ impl Checker<'_> {
         id
     }
 
-    fn map_error(&mut self, span: Span) {
-        if !std::mem::replace(&mut self.map_reported, true) {
-            self.error(Diagnostic::error(span, "maps (`@name`) are not supported yet").help(MAP_HELP));
+    // ---- maps ----
+
+    /// `@name` or `@name[key]`: the map (declared at its first use) and the key.
+    fn map_ref(
+        &mut self,
+        cx: &mut Cx,
+        name: &str,
+        keys: &[Expr],
+        span: Span,
+    ) -> Option<(MapId, Option<TExpr>)> {
+        if cx.probe.kind.is_special() {
+            let d =
+                Diagnostic::error(span, format!("maps in {} are not supported yet", cx.probe.kind.name()))
+                    .help("use maps in the probes of the kernel and of programs");
+            self.error(d);
+            return None;
         }
+        if keys.len() > 1 {
+            let d = Diagnostic::error(span, "maps with several keys (`@m[a, b]`) are not supported yet")
+                .help("use one integer key, such as tid or pid");
+            self.error(d);
+            return None;
+        }
+        let key = match keys.first() {
+            Some(k) => {
+                let v = self.value(cx, k)?;
+                match v.ty {
+                    Ty::Int(_) | Ty::Ptr => Some(v),
+                    other => {
+                        let d =
+                            Diagnostic::error(k.span, format!("map keys are integers for now, not {other}"))
+                                .help("use an integer key, such as tid or pid");
+                        self.error(d);
+                        return None;
+                    }
+                }
+            }
+            None => None,
+        };
+        let key_ty = key.as_ref().map(|k| match k.ty {
+            Ty::Int(t) => t,
+            _ => IntTy::U64,
+        });
+        let id = match self.maps.iter().position(|m| m.name == name) {
+            Some(i) => {
+                let decl = &self.maps[i];
+                if decl.key.is_some() != key_ty.is_some() {
+                    let (now, before) = if key_ty.is_some() {
+                        ("with a key", "without one")
+                    } else {
+                        ("without a key", "with one")
+                    };
+                    let first = decl.span;
+                    let d =
+                        Diagnostic::error(span, format!("`@{name}` is used {now} here, and {before} before"))
+                            .note(first, "first used here");
+                    self.error(d);
+                    return None;
+                }
+                MapId(i as u32)
+            }
+            None => {
+                self.maps.push(MapDecl { name: name.to_string(), key: key_ty, span });
+                MapId(self.maps.len() as u32 - 1)
+            }
+        };
+        Some((id, key))
+    }
+
+    /// `@m[k] = v`, `@m[k] += v`, `@m[k]++`, and `@m[k] = count()` / `sum(v)`.
+    fn map_assign(
+        &mut self,
+        cx: &mut Cx,
+        map: &Expr,
+        op: Option<BinOp>,
+        value: &Expr,
+        span: Span,
+    ) -> Option<TStmt> {
+        let ExprKind::Map { name, keys } = &map.kind else {
+            self.error(Diagnostic::error(map.span, "only maps and variables can be assigned"));
+            return None;
+        };
+        let (id, key) = self.map_ref(cx, name, keys, map.span)?;
+        // count() and sum(v) are additions.
+        let (op, value) = match (&value.kind, op) {
+            (ExprKind::Call { func, args }, None) if func.text == "count" && args.is_empty() => {
+                (Some(BinOp::Add), TExpr { kind: TKind::Int(1), ty: Ty::Int(IntTy::I64), span: value.span })
+            }
+            (ExprKind::Call { func, args }, None) if func.text == "sum" && args.len() == 1 => {
+                (Some(BinOp::Add), self.value(cx, &args[0])?)
+            }
+            (ExprKind::Call { func, .. }, _) if MAP_FUNCTIONS.contains(&func.text.as_str()) => {
+                let d = Diagnostic::error(value.span, format!("`{}()` is not supported yet", func.text))
+                    .help("count() and sum(v) are; for the rest, print what you need with printf");
+                self.error(d);
+                return None;
+            }
+            _ => (op, self.value(cx, value)?),
+        };
+        if !value.ty.is_integer() {
+            let d =
+                Diagnostic::error(value.span, format!("map values are integers for now, not {}", value.ty));
+            self.error(d);
+            return None;
+        }
+        let value = match op {
+            None => value,
+            Some(op) => {
+                let current = TExpr {
+                    kind: TKind::Map { map: id, key: key.clone().map(Box::new) },
+                    ty: Ty::Int(IntTy::I64),
+                    span: map.span,
+                };
+                self.binary(op, current, value, span)?
+            }
+        };
+        Some(TStmt::MapUpdate { map: id, key, value })
+    }
+
+    /// `delete(@m[key])`.
+    fn map_delete(&mut self, cx: &mut Cx, args: &[Expr], span: Span) -> Option<TStmt> {
+        let [arg] = args else {
+            self.error(Diagnostic::error(span, "delete takes one map element: delete(@m[key])"));
+            return None;
+        };
+        let ExprKind::Map { name, keys } = &arg.kind else {
+            self.error(Diagnostic::error(arg.span, "delete takes a map element: delete(@m[key])"));
+            return None;
+        };
+        let (map, key) = self.map_ref(cx, name, keys, arg.span)?;
+        Some(TStmt::MapDelete { map, key })
     }
 
     // ---- expressions ----
@@ -617,9 +744,9 @@ impl Checker<'_> {
                 let id = self.lookup(cx, name, span)?;
                 make(TKind::Var(id), cx.vars[id.0 as usize].ty)
             }
-            ExprKind::Map { .. } => {
-                self.map_error(span);
-                None
+            ExprKind::Map { name, keys } => {
+                let (map, key) = self.map_ref(cx, name, keys, span)?;
+                make(TKind::Map { map, key: key.map(Box::new) }, Ty::Int(IntTy::I64))
             }
             ExprKind::Field { base, field, .. } => self.field(cx, base, field, span),
             ExprKind::Call { func, args } => self.call(cx, func, args, span),
@@ -1041,7 +1168,7 @@ pub fn signed_operation(l: &TExpr, r: &TExpr) -> bool {
 }
 
 /// Constant folding, with 64-bit wrapping arithmetic; None for division by zero.
-fn fold(op: BinOp, a: u64, b: u64, signed: bool) -> Option<u64> {
+pub(crate) fn fold(op: BinOp, a: u64, b: u64, signed: bool) -> Option<u64> {
     let (sa, sb) = (a as i64, b as i64);
     let ord = |x: std::cmp::Ordering| if signed { sa.cmp(&sb) == x } else { a.cmp(&b) == x };
     use std::cmp::Ordering::*;

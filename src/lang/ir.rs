@@ -120,6 +120,21 @@ pub struct FieldRef {
     pub field: Option<Field>,
 }
 
+/// A map: an index into [`Checked::maps`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MapId(pub u32);
+
+/// A map of the program (`@name`): 64-bit signed values, under one integer
+/// key or none (`@name = v`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapDecl {
+    pub name: String,
+    /// The key's type; None for a map without keys.
+    pub key: Option<IntTy>,
+    /// Where it is first used.
+    pub span: Span,
+}
+
 /// A scratch variable: an index into [`ProbeProgram::vars`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct VarId(pub u32);
@@ -167,6 +182,11 @@ pub enum TKind {
         len: Option<Box<TExpr>>,
     },
     Stack(StackSpec),
+    /// The value of a map element (0 when absent).
+    Map {
+        map: MapId,
+        key: Option<Box<TExpr>>,
+    },
 }
 
 impl TExpr {
@@ -220,6 +240,17 @@ pub enum TStmt {
     Exit {
         site: SiteId,
     },
+    /// `@m[key] = value` (`+=` and `++` are folded into the value).
+    MapUpdate {
+        map: MapId,
+        key: Option<TExpr>,
+        value: TExpr,
+    },
+    /// `delete(@m[key])`
+    MapDelete {
+        map: MapId,
+        key: Option<TExpr>,
+    },
 }
 
 /// One probe and the checked action it runs.
@@ -241,6 +272,8 @@ pub struct Checked {
     pub programs: Vec<ProbeProgram>,
     /// Indexed by [`SiteId`]; shared by the probes of one block.
     pub sites: Vec<Site>,
+    /// Indexed by [`MapId`].
+    pub maps: Vec<MapDecl>,
     /// Things that look wrong but do not stop the program.
     pub warnings: Vec<Diagnostic>,
 }

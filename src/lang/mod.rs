@@ -85,7 +85,9 @@ pub mod diag;
 pub mod format;
 pub mod ir;
 pub mod lexer;
+pub mod lower;
 pub mod parser;
+pub mod printer;
 pub mod schema;
 pub mod source;
 

@@ -276,12 +276,17 @@ impl Parser {
             Tok::Map(_) => {
                 let map = self.postfix()?;
                 if matches!(self.peek(), Tok::Assign | Tok::OpAssign(_) | Tok::Incr | Tok::Decr) {
-                    self.bump();
-                    if !matches!(self.toks[self.pos - 1].tok, Tok::Incr | Tok::Decr) {
-                        self.expr()?;
-                    }
+                    let tok = self.bump().clone();
+                    let (op, value) = match tok.tok {
+                        Tok::Incr | Tok::Decr => {
+                            let one = Expr { kind: ExprKind::Int(1), span: tok.span };
+                            (Some(if tok.tok == Tok::Incr { BinOp::Add } else { BinOp::Sub }), one)
+                        }
+                        Tok::OpAssign(op) => (Some(op), self.expr()?),
+                        _ => (None, self.expr()?),
+                    };
                     let span = start.to(self.toks[self.pos - 1].span);
-                    return Ok((Stmt::MapAssign { map, span }, true));
+                    return Ok((Stmt::MapAssign { map, op, value, span }, true));
                 }
                 return Ok((Stmt::Expr(self.binary_rest(map, 1)?), true));
             }

@@ -61,3 +61,16 @@ impl Schema for Formats {
         self.events.get(category)?.get(event).cloned()
     }
 }
+
+/// The running kernel's tracepoints, from tracefs.
+impl Schema for crate::tracefs::Tracefs {
+    fn categories(&self) -> Option<Vec<String>> {
+        Some(crate::tracefs::Tracefs::categories(self))
+    }
+    fn events(&self, category: &str) -> Option<Vec<String>> {
+        Some(crate::tracefs::Tracefs::events(self, category))
+    }
+    fn format(&self, category: &str, event: &str) -> Option<EventFormat> {
+        self.event_format(category, event).ok()
+    }
+}
