@@ -395,6 +395,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
             let (lowered, sys) = lower_script(program, kernel, elf.as_ref(), !no_string_retry)?;
             let mut lowered = Box::new(lowered);
             let plan = std::mem::take(&mut lowered.plan);
+            explain::note(|| story::script(program, &lowered, &plan));
             let show = Show::Script { program: program.clone(), lowered };
             (plan, show, sys.tracefs.map(|t| t.root().to_path_buf()), sys.kallsyms)
         }

@@ -39,6 +39,39 @@ program and map fds unloads the rest.";
 pub const AFTER: &str = "\nAfter the trace: the `dropped` counters (one per CPU) say how many records found \
 their ring full";
 
+/// A script, as trace understood it: each attach point with the block it
+/// runs, and each event id with the call in the script that sends it.
+pub fn script(program: &crate::lang::Program, lowered: &crate::lang::lower::Lowered, plan: &Plan) -> String {
+    use crate::lang::lower::Action;
+    let src = &program.source;
+    let place = |span: crate::lang::Span| {
+        let (line, col) = src.line_col(span.start);
+        format!("{}:{line}:{col}", src.name)
+    };
+    let mut out = format!(
+        "the script {}: {} blocks, {} probes to attach{}\n",
+        src.name,
+        program.script.groups.len(),
+        plan.probes.len(),
+        match (lowered.begin.len(), lowered.end.len()) {
+            (0, 0) => String::new(),
+            (b, e) => format!(", {b} BEGIN and {e} END run by trace itself"),
+        }
+    );
+    for p in &plan.probes {
+        out.push_str(&format!("  {}\n", title(p)));
+    }
+    out.push_str("each output call sends a record whose first field is an event id; trace formats it:\n");
+    for (id, e) in lowered.events.iter().enumerate() {
+        let what = match &e.action {
+            Action::Fill { entry } => format!("the string event {entry} could not read, read again at return"),
+            _ => format!("`{}`", src.slice(e.span)),
+        };
+        out.push_str(&format!("  event {id} ({}, {}): {what}\n", place(e.span), e.probe));
+    }
+    out
+}
+
 /// How the probe is named in the explanation: `probe 0, uprobe:native`.
 fn title(p: &Probe) -> String {
     format!("probe {}, {}", p.id, crate::session::probe_label(p))

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::ast::{self, ProbeKind, Target, UnOp};
 use super::diag::Diagnostic;
 use super::format::Piece;
-use super::ir::{Builtin, Checked, IntTy, ProbeProgram, Site, StackSpec, TExpr, TKind, TStmt, Ty};
+use super::ir::{Builtin, Checked, IntTy, ProbeProgram, Site, SiteId, StackSpec, TExpr, TKind, TStmt, Ty};
 use super::source::Span;
 use crate::codegen::{pt_regs, Ctx, Depth, Emit, Expr, ProgSpec, Space, Stmt, StringOp, Value};
 use crate::elf::{self, ElfFile};
@@ -84,6 +84,8 @@ pub struct Event {
     pub action: Action,
     /// The probe it comes from (`kprobe:vfs_open`), for messages.
     pub probe: String,
+    /// The call in the script.
+    pub span: Span,
 }
 
 /// A lowered program.
@@ -172,8 +174,8 @@ fn add_refills(out: &mut Lowered, attach: Attach, func: String, entries: &[u32])
     let mut refills = Vec::new();
     for &entry in entries {
         let id = out.events.len() as u32;
-        let probe = out.events[entry as usize].probe.clone();
-        out.events.push(Event { action: Action::Fill { entry }, probe });
+        let (probe, span) = (out.events[entry as usize].probe.clone(), out.events[entry as usize].span);
+        out.events.push(Event { action: Action::Fill { entry }, probe, span });
         refills.push(Stmt::Emit(Emit {
             id,
             values: Vec::new(),
@@ -467,21 +469,21 @@ impl Lowerer<'_> {
                         other => unreachable!("a printf's site is a printf: {other:?}"),
                     };
                     let (emit, args) = self.output(args)?;
-                    out.push(self.emit(emit, Action::Printf { format, args }));
+                    out.push(self.emit(emit, Action::Printf { format, args }, *site));
                 }
-                TStmt::Print { value, .. } => {
+                TStmt::Print { value, site } => {
                     let (emit, mut args) = self.output(std::slice::from_ref(value))?;
-                    out.push(self.emit(emit, Action::Print(args.remove(0))));
+                    out.push(self.emit(emit, Action::Print(args.remove(0)), *site));
                 }
                 TStmt::Time { site } => {
                     let format = match self.checked.site(*site) {
                         Site::Time { format, .. } => format.clone(),
                         other => unreachable!("a time's site is a time: {other:?}"),
                     };
-                    out.push(self.emit(Emit::default_for(), Action::Time { format }));
+                    out.push(self.emit(Emit::default_for(), Action::Time { format }, *site));
                 }
-                TStmt::Exit { .. } => {
-                    out.push(self.emit(Emit::default_for(), Action::Exit));
+                TStmt::Exit { site } => {
+                    out.push(self.emit(Emit::default_for(), Action::Exit, *site));
                     out.push(Stmt::Return);
                 }
                 TStmt::MapUpdate { map, key, value } => out.push(Stmt::MapUpdate {
@@ -499,9 +501,12 @@ impl Lowerer<'_> {
     }
 
     /// Registers an event id for this output call and returns its statement.
-    fn emit(&mut self, mut emit: Emit, action: Action) -> Stmt {
+    fn emit(&mut self, mut emit: Emit, action: Action, site: SiteId) -> Stmt {
         emit.id = self.events.len() as u32;
-        self.events.push(Event { action, probe: self.point.name.clone() });
+        let span = match self.checked.site(site) {
+            Site::Printf { span, .. } | Site::Print { span } | Site::Time { span, .. } | Site::Exit { span } => *span,
+        };
+        self.events.push(Event { action, probe: self.point.name.clone(), span });
         if let (Some(refills), StringOp::Read { space: Space::User, pair, .. }) =
             (&mut self.refills, &mut emit.string)
         {
