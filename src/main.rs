@@ -184,7 +184,7 @@ fn compile(name: &str, text: &str) -> Result<trace::lang::Program, ExitCode> {
             Ok(program)
         }
         Err(e) => {
-            eprint!("{e}");
+            eprintln!("{e}");
             Err(ExitCode::from(2))
         }
     }

@@ -149,15 +149,23 @@ fn the_lab_solution_has_the_labs_fourteen_probes() {
             "kretprobe:ext4_file_open",
         ]
     );
-    // The program's own functions need no filter; everything else keeps file-io's events.
+    // The program's own functions set and clear @inside[tid]; every other
+    // probe reports only while it is set.
+    assert_eq!(p.checked.maps.len(), 1);
+    assert_eq!(p.checked.maps[0].name, "inside");
+    let by_tid = |key: &Option<TExpr>| matches!(key, Some(k) if k.kind == TKind::Builtin(Builtin::Tid));
     for (i, prog) in p.checked.programs.iter().enumerate() {
         match (&prog.predicate, i < 6) {
-            (None, true) => {}
-            (Some(TExpr { kind: TKind::StrCmp { eq: true, value, literal }, .. }), false) => {
-                assert_eq!(
-                    (value.kind.clone(), literal.as_str()),
-                    (TKind::Builtin(Builtin::Comm), "file-io")
-                );
+            (None, true) => match &prog.body[0] {
+                TStmt::MapUpdate { map, key, value } if i % 2 == 0 => {
+                    assert_eq!((map.0, value.kind.clone()), (0, TKind::Int(1)));
+                    assert!(by_tid(key), "{}", prog.probe);
+                }
+                TStmt::MapDelete { map, key } if i % 2 == 1 => assert!(map.0 == 0 && by_tid(key)),
+                other => panic!("{}: {other:?}", prog.probe),
+            },
+            (Some(TExpr { kind: TKind::Map { map, key: Some(k) }, .. }), false) => {
+                assert_eq!((map.0, k.kind.clone()), (0, TKind::Builtin(Builtin::Tid)), "{}", prog.probe);
             }
             (other, _) => panic!("{}: predicate {other:?}", prog.probe),
         }
@@ -211,7 +219,11 @@ fn the_lab_solution_prints_every_line_of_the_labs_expected_output() {
         let text = format!("{line}\n");
         let mut makers = Vec::new();
         for (i, prog) in p.checked.programs.iter().enumerate() {
-            let TStmt::Printf { site, args } = &prog.body[0] else { panic!() };
+            let Some(TStmt::Printf { site, args }) =
+                prog.body.iter().find(|s| matches!(s, TStmt::Printf { .. }))
+            else {
+                panic!("{}: no printf", prog.probe)
+            };
             let Site::Printf { format, .. } = p.checked.site(*site) else { panic!() };
             if let Some(strings) = captures(format, &text) {
                 makers.push((i, strings, args.iter().map(kind).collect::<Vec<_>>()));

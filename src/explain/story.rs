@@ -64,7 +64,9 @@ pub fn script(program: &crate::lang::Program, lowered: &crate::lang::lower::Lowe
     out.push_str("each output call sends a record whose first field is an event id; trace formats it:\n");
     for (id, e) in lowered.events.iter().enumerate() {
         let what = match &e.action {
-            Action::Fill { entry } => format!("the string event {entry} could not read, read again at return"),
+            Action::Fill { entry } => {
+                format!("the string event {entry} could not read, read again at return")
+            }
             _ => format!("`{}`", src.slice(e.span)),
         };
         out.push_str(&format!("  event {id} ({}, {}): {what}\n", place(e.span), e.probe));

@@ -27,7 +27,6 @@ pub fn check(script: &Script, src: &Source, schema: &dyn Schema) -> Result<Check
         seen: HashSet::new(),
         sites: Vec::new(),
         site_ids: HashMap::new(),
-        map_reported: false,
         maps: Vec::new(),
     };
     let mut programs = Vec::new();
@@ -129,7 +128,8 @@ const MAP_FUNCTIONS: [&str; 13] = [
     "tseries",
 ];
 
-const MAP_HELP: &str = "for now, print what you need with printf in each probe";
+const MAP_HELP: &str =
+    "maps take integers (@m[key] = v, ++, +=), count() and sum(v); print what else you need with printf";
 
 /// The type of comparisons and logic: 0 or 1.
 const BOOL: Ty = Ty::Int(IntTy::U64);
@@ -155,8 +155,6 @@ struct Checker<'a> {
     seen: HashSet<(Span, String)>,
     sites: Vec<Site>,
     site_ids: HashMap<usize, SiteId>,
-    /// Map functions not supported yet are reported once, not at every use.
-    map_reported: bool,
     maps: Vec<MapDecl>,
 }
 
@@ -815,15 +813,15 @@ impl Checker<'_> {
                 span,
                 format!("{name}() gives no value: it is a statement of its own, ending with `;`"),
             ),
+            "count" | "sum" => Diagnostic::error(
+                span,
+                format!(
+                    "`{name}()` gives no value of its own: it adds into a map, as in `@calls = {name}(...);`"
+                ),
+            ),
+            "delete" => Diagnostic::error(span, "delete(...) is a statement of its own, ending with `;`"),
             _ if MAP_FUNCTIONS.contains(&name) => {
-                if std::mem::replace(&mut self.map_reported, true) {
-                    return None;
-                }
-                Diagnostic::error(
-                    span,
-                    format!("maps and their functions such as `{name}()` are not supported yet"),
-                )
-                .help(MAP_HELP)
+                Diagnostic::error(func.span, format!("`{name}()` is not supported yet")).help(MAP_HELP)
             }
             _ if LATER.contains(&name) => {
                 Diagnostic::error(func.span, format!("`{name}()` is not supported yet"))

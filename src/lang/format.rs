@@ -21,8 +21,9 @@ pub enum Conv {
     Str,
 }
 
-/// A length modifier. The values are 64-bit whatever the modifier; `hh` and
-/// `h` cut them to 8 and 16 bits as C does, `l`, `ll` and `z` change nothing.
+/// A length modifier. The values are 64-bit; as in C (and bpftrace, which
+/// hands them to C's printf), a conversion without `l`, `ll` or `z` prints the
+/// low 32 bits (`%d` of 2^32 + 5 is 5), `h` 16 and `hh` 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Length {
     Default,

@@ -51,7 +51,7 @@ pub enum Arg {
     Int { slot: usize, ty: IntTy, pointer: bool },
     /// The record's command name.
     Comm,
-    /// The record's string, cut to `max` bytes (`str(p, n)` keeps n - 1).
+    /// The record's string, cut to `max` bytes (`str(p, n)` keeps n, as bpftrace 0.17 does).
     Str { max: Option<usize> },
     /// Known before the program ran.
     Const(Const),
@@ -504,7 +504,10 @@ impl Lowerer<'_> {
     fn emit(&mut self, mut emit: Emit, action: Action, site: SiteId) -> Stmt {
         emit.id = self.events.len() as u32;
         let span = match self.checked.site(site) {
-            Site::Printf { span, .. } | Site::Print { span } | Site::Time { span, .. } | Site::Exit { span } => *span,
+            Site::Printf { span, .. }
+            | Site::Print { span }
+            | Site::Time { span, .. }
+            | Site::Exit { span } => *span,
         };
         self.events.push(Event { action, probe: self.point.name.clone(), span });
         if let (Some(refills), StringOp::Read { space: Space::User, pair, .. }) =
@@ -531,7 +534,8 @@ impl Lowerer<'_> {
                 (TKind::ReadStr { ptr, len }, _) => {
                     let max = match len.as_deref().map(|l| &l.kind) {
                         None => None,
-                        Some(TKind::Int(n)) => Some((*n as usize).saturating_sub(1)),
+                        // bpftrace 0.17 keeps n characters.
+                        Some(TKind::Int(n)) => Some(*n as usize),
                         Some(_) => {
                             return Err(error(
                                 a.span,

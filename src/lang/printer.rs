@@ -325,13 +325,14 @@ fn printf(out: &mut String, pieces: &[Piece], vals: &[Val]) {
     }
 }
 
-/// The value cut to the length modifier's width (`hh`, `h`), as an unsigned
-/// bit pattern and as signed.
+/// The value cut to the conversion's width as C's printf takes it (an `int`
+/// without a length modifier), as an unsigned bit pattern and as signed.
 fn cut_int(n: u64, length: Length) -> (u64, i64) {
     match length {
         Length::Char => (n as u8 as u64, n as u8 as i8 as i64),
         Length::Short => (n as u16 as u64, n as u16 as i16 as i64),
-        _ => (n, n as i64),
+        Length::Default => (n as u32 as u64, n as u32 as i32 as i64),
+        Length::Long | Length::LongLong | Length::Size => (n, n as i64),
     }
 }
 
@@ -576,7 +577,22 @@ mod tests {
         let m1 = (-1i64) as u64;
         assert_eq!(
             fmt("%d %i %u", &[Val::Int(m1, I64), Val::Int(42, I64), Val::Int(m1, I64)]),
-            "-1 42 18446744073709551615"
+            "-1 42 4294967295"
+        );
+        // Without `l`, an int as C takes it (bpftrace hands the format to C's printf).
+        let big = (1u64 << 32) + 5;
+        let vals = [
+            Val::Int(big, I64),
+            Val::Int(big, I64),
+            Val::Int(m1, U64),
+            Val::Int(m1, U64),
+            Val::Int(m1, U64),
+            Val::Int(m1, I64),
+            Val::Int(big, U64),
+        ];
+        assert_eq!(
+            fmt("%d %ld %lu %x %lx %lld %zu", &vals),
+            "5 4294967301 18446744073709551615 ffffffff ffffffffffffffff -1 4294967301"
         );
         assert_eq!(
             fmt(

@@ -308,14 +308,40 @@ fn stacks() {
 }
 
 #[test]
-fn maps_are_reported_once() {
+fn integer_maps_with_one_key() {
+    let c = ok("kprobe:f { @x = count(); @y[pid] = 1; @y[pid]++; @z += 2; @s = sum(arg0); print(@x + @y[pid]); delete(@y[pid]); }");
+    let names: Vec<&str> = c.maps.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["x", "y", "z", "s"]);
+    assert_eq!(c.maps[0].key, None);
+    assert_eq!(c.maps[1].key, Some(IntTy::U32), "pid's type");
+    let body = &c.programs[0].body;
+    // count() and ++ add to what is there.
+    let TStmt::MapUpdate { map, key: None, value } = &body[0] else { panic!("{body:?}") };
+    assert_eq!(map.0, 0);
+    let TKind::Binary(BinOp::Add, cur, one) = &value.kind else { panic!("{value:?}") };
+    assert!(matches!(cur.kind, TKind::Map { map: MapId(0), key: None }));
+    assert_eq!(one.kind, TKind::Int(1));
+    assert!(matches!(&body[6], TStmt::MapDelete { map: MapId(1), key: Some(_) }));
+}
+
+#[test]
+fn map_mistakes() {
     assert_eq!(
-        errors("kprobe:f { @x = count(); @y[pid] = 1; print(@x); }"),
-        ["maps (`@name`) are not supported yet"]
+        errors("kprobe:f { @m[pid, tid] = 1; }"),
+        ["maps with several keys (`@m[a, b]`) are not supported yet"]
     );
     assert_eq!(
+        errors("kprobe:f { @m = 1; @m[1] = 2; }"),
+        ["`@m` is used with a key here, and without one before"]
+    );
+    assert_eq!(errors("kprobe:f { @m = comm; }"), ["map values are integers for now, not a string"]);
+    assert_eq!(errors("kprobe:f { @m[comm] = 1; }"), ["map keys are integers for now, not a string"]);
+    assert_eq!(errors("kprobe:f { @h = hist(arg0); }"), ["`hist()` is not supported yet"]);
+    assert_eq!(errors("BEGIN { @x = 1; }"), ["maps in BEGIN are not supported yet"]);
+    assert_eq!(errors("kprobe:f { delete(pid); }"), ["delete takes a map element: delete(@m[key])"]);
+    assert_eq!(
         errors("kprobe:f { print(count()); }"),
-        ["maps and their functions such as `count()` are not supported yet"]
+        ["`count()` gives no value of its own: it adds into a map, as in `@calls = count(...);`"]
     );
 }
 
