@@ -78,6 +78,12 @@ pub enum Error {
         err: crate::perf::PerfError,
     },
     Gen(codegen::GenError),
+    /// The verifier refused a program trace generated: a bug in trace. The
+    /// listing goes with the verifier's log.
+    Rejected {
+        listing: String,
+        err: bpf::BpfError,
+    },
     /// A script names what does not exist here (rendered diagnostics).
     Compile(String),
     Process(String),
@@ -97,6 +103,9 @@ impl fmt::Display for Error {
             Error::Gen(codegen::GenError::Asm(e)) => write!(f, "generating a program (a bug in trace): {e}"),
             Error::Gen(e) => write!(f, "{e}"),
             Error::Compile(text) => write!(f, "{}", text.trim_end()),
+            Error::Rejected { listing, err } => {
+                write!(f, "{err}\nThe program, as trace generated it:\n{}", listing.trim_end())
+            }
             Error::Process(s) => write!(f, "{s}"),
             Error::Io(what, e) => write!(f, "{what}: {e}"),
             Error::NothingToTrace(skipped) => {
@@ -121,7 +130,7 @@ impl Error {
             Error::Gen(codegen::GenError::StackFull { .. }) => 2,
             Error::NothingToTrace(_) => 3,
             Error::Tracefs(_) => 4,
-            Error::Bpf(bpf::BpfError::Verifier { .. }) | Error::Gen(_) => 70,
+            Error::Bpf(bpf::BpfError::Verifier { .. }) | Error::Gen(_) | Error::Rejected { .. } => 70,
             Error::Bpf(_) | Error::Perf { .. } => 5,
             Error::Process(_) => 6,
             Error::Io(..) => 74,
@@ -645,7 +654,10 @@ fn load_programs(plan: &Plan, fds: &MapFds, kernel: KernelVersion) -> Result<Vec
             };
             story::program(p, &prog);
             let loaded =
-                bpf::load_program(prog_type, &prog.insns, &probe_label(p), kernel).map_err(Error::Bpf)?;
+                bpf::load_program(prog_type, &prog.insns, &probe_label(p), kernel).map_err(|e| match e {
+                    bpf::BpfError::Verifier { .. } => Error::Rejected { listing: prog.listing(), err: e },
+                    other => Error::Bpf(other),
+                })?;
             story::loaded(&loaded);
             Ok(loaded)
         })
@@ -904,6 +916,23 @@ fn describe_signal(sig: i32, core: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rejected_program_is_shown_with_the_log() {
+        let err = bpf::BpfError::Verifier {
+            program: "uprobe:native".into(),
+            err: io::Error::from_raw_os_error(libc::EACCES),
+            log: "0: R1=ctx() R10=fp0\n0: (95) exit\nR0 !read_ok".into(),
+        };
+        let e = Error::Rejected { listing: "     0: (95) exit\n".into(), err };
+        let text = e.to_string();
+        assert!(text.contains("bug in trace"), "{text}");
+        assert!(
+            text.ends_with("R0 !read_ok\nThe program, as trace generated it:\n     0: (95) exit"),
+            "{text}"
+        );
+        assert_eq!(e.exit_code(), 70);
+    }
 
     #[test]
     fn why_kernel_functions_are_unavailable() {

@@ -19,7 +19,10 @@
 //!   alone from 5.11;
 //! - lost events: a burst into a one-page ring; shown + lost = generated;
 //! - Ctrl-C on `trace --watch` with kprobes attached leaves no kprobe and no BPF
-//!   program behind.
+//!   program behind;
+//! - the language: tests/fixtures/lab.bt (`trace lab.bt -c ./file-io`) prints
+//!   the lab's lines, and the lab text's `kprobe:ext4_file_open { print(kstack());
+//!   exit(); }` prints the stack from ext4_file_open to the system call entry.
 //!
 //! Needs root, qemu-system-x86, busybox-static, e2fsprogs, cpio, gcc, make,
 //! binutils (strip) and, on the first run, network access to fetch the kernels
@@ -135,6 +138,7 @@ fn build_payload(suite: &str) -> PathBuf {
     // run.sh puts the host's at /etc/ld.so.cache (it names the same libc path).
     copy(Path::new("/etc/ld.so.cache"), &payload.join("ld.so.cache"));
     copy(&repo().join("tests/matrix/kernel-matrix.sh"), &payload.join("run.sh"));
+    copy(&repo().join("tests/fixtures/lab.bt"), &payload.join("lab.bt"));
     fs::write(payload.join("params.sh"), format!("BURST_CALLS={BURST_CALLS}\n")).unwrap();
     payload
 }
@@ -382,6 +386,55 @@ fn check_lost_events(items: &Items, suite: &str) -> (u64, u64) {
     (shown, lost)
 }
 
+/// The lab solution in bpftrace's syntax (tests/fixtures/lab.bt), run by
+/// `trace lab.bt -c ./file-io`: the lab's lines, then what bpftrace prints at
+/// the end (two newlines, and an empty line for the emptied @inside map).
+fn check_lab_script(items: &Items, suite: &str) {
+    assert_eq!(items.line("lab-bt.status"), "0", "{suite}: trace lab.bt");
+    assert_eq!(items.get("lab-bt.stderr"), "Attaching 14 probes...\n", "{suite}: trace lab.bt");
+    let mut want = lab_expected(true);
+    want.extend(["".to_string(), "".to_string(), "".to_string()]);
+    assert_lines(&items.lines("lab-bt.stdout"), &want, &format!("{suite}: trace lab.bt -c ./file-io"));
+    assert!(
+        items.get("lab-bt.stdout").ends_with("< with_asm\n\n\n\n"),
+        "{suite}: the end of lab.bt's output"
+    );
+    assert_eq!(items.get("lab-bt.output"), "hello from file-io\n", "{suite}: file-io did its work");
+}
+
+/// The lab text's `kprobe:ext4_file_open { print(kstack()); exit(); }`: an
+/// empty line, then the frames from ext4_file_open down to the system call
+/// entry, each `        function+offset`, then print's newline and the two of
+/// the end. bpftrace cannot run in the guest, so the frames are checked for
+/// their shape and the functions every open goes through.
+fn check_kstack(items: &Items, suite: &str) {
+    assert_eq!(items.line("kstack.status"), "0", "{suite}: kstack");
+    assert_eq!(items.get("kstack.stderr"), "Attaching 1 probe...\n", "{suite}: kstack");
+    let out = items.get("kstack.stdout");
+    let body = out
+        .strip_prefix('\n')
+        .and_then(|o| o.strip_suffix("\n\n\n"))
+        .unwrap_or_else(|| panic!("{suite}: kstack output {out:?}"));
+    let frames: Vec<(&str, u64)> = body
+        .lines()
+        .map(|l| {
+            let f = l.strip_prefix("        ").unwrap_or_else(|| panic!("{suite}: frame {l:?}"));
+            let (name, off) = f.rsplit_once('+').unwrap_or_else(|| panic!("{suite}: frame {l:?}"));
+            (name, off.parse().unwrap_or_else(|_| panic!("{suite}: offset in {l:?}")))
+        })
+        .collect();
+    let names: Vec<&str> = frames.iter().map(|f| f.0).collect();
+    assert_eq!(names.first(), Some(&"ext4_file_open"), "{suite}: {names:?}");
+    // The VFS calls the file system's open from do_dentry_open (vfs_open's tail
+    // call to it leaves vfs_open off the stack on some builds).
+    assert_eq!(names.get(1), Some(&"do_dentry_open"), "{suite}: {names:?}");
+    // Whatever opened the file first (file-io's execve, usually), it came
+    // through a system call.
+    assert!(names.iter().any(|n| n.starts_with("__x64_sys_")), "{suite}: a system call in {names:?}");
+    assert!(names.last().unwrap().starts_with("entry_SYSCALL_64"), "{suite}: {names:?}");
+    assert!(frames[1..].iter().all(|f| f.1 > 0), "{suite}: callers are inside their functions: {frames:?}");
+}
+
 fn check_watch_and_ctrl_c(items: &Items, suite: &str) {
     assert_eq!(items.line("watch.file-io-status"), "0", "{suite}: file-io under --watch");
     assert_eq!(items.line("watch.status"), "0", "{suite}: trace --watch after Ctrl-C");
@@ -427,6 +480,8 @@ fn check_kernel(suite: &str, release_prefix: &str) {
     check_memlock(&items, suite, release_prefix == "5.10.");
     let (shown, lost) = check_lost_events(&items, suite);
     check_watch_and_ctrl_c(&items, suite);
+    check_lab_script(&items, suite);
+    check_kstack(&items, suite);
 
     let attached =
         items.line("lab-file-io.stderr").trim_start_matches("Attaching ").trim_end_matches(" probes...");

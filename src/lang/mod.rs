@@ -1,9 +1,11 @@
 //! The bpftrace language subset that trace runs: `trace -e 'PROGRAM'` and
-//! `trace FILE.bt`. This module is the front end, pure (no system calls):
+//! `trace FILE.bt`. The front end is pure (no system calls):
 //!
 //! ```text
 //! text --lexer--> tokens --parser--> ast::Script --check--> ir::Checked
 //!                  (first error stops)              (every error is reported)
+//! ir::Checked --lower (files, kallsyms, tracefs)--> codegen::ProgSpec per attach point + event table
+//! records --printer--> text
 //! ```
 //!
 //! Errors are [`diag::Diagnostic`]s rendered like a compiler's
@@ -12,7 +14,7 @@
 //! (tracefs at run time, fixtures in tests). `README.md` next to this file lists
 //! the language and what is not supported yet.
 //!
-//! # How each construct lowers onto the engine (the next step)
+//! # How each construct lowers onto the engine ([`lower`], [`printer`])
 //!
 //! The engine today is [`crate::plan`] (probes and attach points),
 //! [`crate::codegen`] (one program per probe: filter, fill the [`crate::record`]
@@ -27,9 +29,12 @@
 //!   ld.so cache, no PATH meaning the `-c`/`-p` program; `tracepoint` -> its id
 //!   and format from tracefs (the same format the checker typed `args` with).
 //!   A name that does not exist is a [`diag::Diagnostic`] at the probe's span.
-//!   Each [`ir::ProbeProgram`] becomes one program with `Filter::None`: the
-//!   predicate is the filter (as in bpftrace, `-p`/`-c` limit only uprobes,
-//!   which are opened for that pid).
+//!   Each [`ir::ProbeProgram`] becomes one program with no filter of trace's
+//!   own: the predicate is the filter (as in bpftrace, `-p`/`-c` limit only
+//!   uprobes, which are opened for that pid).
+//! - **Maps** (`@m[key]`) -> one BPF hash map each (u64 key, i64 value);
+//!   reads look the key up (0 when absent), `+=`/`++`/`count()`/`sum()` are a
+//!   read and an update, `delete` a delete; user space prints them at the end.
 //! - **Values** -> registers: `pid`/`tid` from the `get_current_pid_tgid` the
 //!   prologue already calls (r7), `uid` (`get_current_uid_gid`), `cpu`
 //!   (`get_smp_processor_id`), `nsecs` (`ktime_get_ns`), `arg0..5` ->

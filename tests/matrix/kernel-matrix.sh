@@ -108,6 +108,14 @@ cat "$dir/limits.txt" | item memlock.limits
 fresh burst burst
 scenario burst "$dir" "$WORK/trace" --ring-pages 1 -u hit ./burst "$BURST_CALLS"
 
+# (e) The language: the lab solution written in bpftrace's syntax, and the
+# lab text's kstack one-liner (kprobes exist here).
+fresh lab-bt file-io lab.bt
+scenario lab-bt "$dir" "$WORK/trace" lab.bt -c ./file-io
+cat "$dir/output.txt" | item lab-bt.output
+fresh kstack file-io
+scenario kstack "$dir" "$WORK/trace" -e 'kprobe:ext4_file_open { print(kstack()); exit(); }' -c ./file-io
+
 # Ctrl-C while kprobes are attached (--watch, the lab's two-terminal way):
 # nothing must be left behind.
 fresh watch file-io
