@@ -154,9 +154,9 @@ fn list(pattern: &str) -> ExitCode {
     }
 }
 
-/// Whether `path` is a script rather than a program to run: a `.bt` file, or a
-/// text file starting with `#!` (how the kernel runs `./trace.bt` whose first
-/// line names trace).
+/// Whether `path` is a script rather than a program to run: a `.bt` file, or
+/// a file whose `#!` line names trace or bpftrace (how the kernel runs
+/// `./trace.bt`: `trace ./trace.bt`). A shell script is a command.
 fn is_script(path: &str) -> bool {
     let p = std::path::Path::new(path);
     if !p.is_file() {
@@ -165,9 +165,24 @@ fn is_script(path: &str) -> bool {
     if p.extension().is_some_and(|e| e == "bt") {
         return true;
     }
-    let mut head = [0u8; 2];
-    std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok()
-        && &head == b"#!"
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(p).and_then(|mut f| std::io::Read::read(&mut f, &mut head)).unwrap_or(0);
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    interpreter_is_trace(&String::from_utf8_lossy(first))
+}
+
+/// `#!/usr/local/bin/trace`, `#!/usr/bin/env trace`, `#!/usr/local/bin/bpftrace`.
+fn interpreter_is_trace(first_line: &str) -> bool {
+    let Some(rest) = first_line.strip_prefix("#!") else { return false };
+    let mut words = rest.split_whitespace();
+    let base = |w: &str| w.rsplit('/').next().unwrap_or(w).to_string();
+    match words.next().map(base).as_deref() {
+        Some("env") => {
+            words.find(|w| !w.starts_with('-')).map(base).is_some_and(|b| b == "trace" || b == "bpftrace")
+        }
+        Some(b) => b == "trace" || b == "bpftrace",
+        None => false,
+    }
 }
 
 /// Parses and checks a script against this kernel's tracepoints (tracefs,
@@ -323,6 +338,26 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("trace: {e}");
             ExitCode::from(e.exit_code() as u8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interpreter_is_trace;
+
+    #[test]
+    fn scripts_are_known_by_their_interpreter_line() {
+        for yes in [
+            "#!/usr/local/bin/trace",
+            "#!/usr/local/bin/bpftrace",
+            "#! /usr/bin/env trace",
+            "#!/usr/bin/env -S trace",
+        ] {
+            assert!(interpreter_is_trace(yes), "{yes}");
+        }
+        for no in ["#!/bin/sh", "#!/usr/bin/env python3", "#!/usr/bin/tracer", "kprobe:f {}", "#!"] {
+            assert!(!interpreter_is_trace(no), "{no}");
         }
     }
 }

@@ -284,7 +284,6 @@ END { printf("end\n"); }
 fn ctrl_c_ends_a_script_and_detaches() {
     tracefs_mounted();
     let dir = file_io_named("fio-ctrl-c");
-    let programs_before = bpf_programs();
     let mut child = Command::new(TRACE)
         .args([
             "-e",
@@ -296,7 +295,8 @@ fn ctrl_c_ends_a_script_and_detaches() {
         .spawn()
         .unwrap();
     wait_for_announcement(&mut child);
-    assert!(bpf_programs() > programs_before, "the program is loaded while tracing");
+    let programs = program_ids(child.id());
+    assert_eq!(programs.len(), 1, "one program while tracing: {programs:?}");
     let ok = Command::new("./fio-ctrl-c").current_dir(&dir).status().unwrap();
     assert!(ok.success());
     std::thread::sleep(Duration::from_millis(300));
@@ -305,7 +305,10 @@ fn ctrl_c_ends_a_script_and_detaches() {
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "output.txt\noutput.txt\noutput.txt\noutput.txt\nbye\n\n\n");
-    assert_eq!(bpf_programs(), programs_before, "no BPF program left behind");
+    for id in programs {
+        let shown = Command::new("bpftool").args(["prog", "show", "id", &id.to_string()]).output().unwrap();
+        assert!(!shown.status.success(), "program {id} is still loaded: {}", text(&shown.stdout));
+    }
 }
 
 /// Reads stderr until `Attaching ...`.
@@ -324,10 +327,18 @@ fn wait_for_announcement(child: &mut std::process::Child) {
     }
 }
 
-/// BPF programs loaded in the system (bpftool, installed by run-tests).
-fn bpf_programs() -> usize {
-    let o = Command::new("bpftool").args(["prog", "show"]).output().expect("bpftool runs");
-    text(&o.stdout).lines().filter(|l| l.contains(": ") && !l.starts_with(' ')).count()
+/// The ids of the BPF programs process `pid` holds (the `prog_id:` of its fds).
+fn program_ids(pid: u32) -> Vec<u32> {
+    let mut ids = Vec::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let info = std::fs::read_to_string(fd.unwrap().path()).unwrap_or_default();
+        ids.extend(
+            info.lines().filter_map(|l| l.strip_prefix("prog_id:")).map(|v| v.trim().parse::<u32>().unwrap()),
+        );
+    }
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Records that do not fit are counted and reported, as for the probe flags.
@@ -397,6 +408,17 @@ fn missing_files_functions_and_events_are_named() {
         assert_eq!(text(&o.stderr), want, "{program}");
         assert_eq!(text(&o.stdout), "");
     }
+    // The same missing file named by two probes: one error.
+    let o = trace(&["-e", "u:./nope:f { exit(); } ur:./nope:f { exit(); }"], &dir);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "-e:1:3: error: no file `./nope`\n    1 | u:./nope:f {{ exit(); }} ur:./nope:f {{ exit(); }}\n      |   ^~~~~~\n      = help: looked for {}/./nope (relative paths start in {})\n      = help: one more probe names it too\n",
+            dir.display(),
+            dir.display()
+        )
+    );
     let o = trace(&["-u", "native", "-e", "BEGIN { exit(); }"], &dir);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o.stderr).contains("cannot be used with"), "{}", text(&o.stderr));

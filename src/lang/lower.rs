@@ -159,12 +159,31 @@ pub fn lower(checked: &Checked, env: &Env<'_>) -> Result<Lowered, Vec<Diagnostic
         }
     }
     if !diags.is_empty() {
-        return Err(diags);
+        return Err(once_each(diags));
     }
     for (attach, func, entries) in pending_refills {
         add_refills(&mut out, attach, func, &entries);
     }
     Ok(out)
+}
+
+/// The same error at several probes (six probes naming a missing
+/// `./file-io`) is reported at the first, with how many more there are.
+fn once_each(diags: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut out: Vec<(Diagnostic, usize)> = Vec::new();
+    for d in diags {
+        match out.iter_mut().find(|(first, _)| first.message == d.message) {
+            Some((_, more)) => *more += 1,
+            None => out.push((d, 0)),
+        }
+    }
+    out.into_iter()
+        .map(|(d, more)| match more {
+            0 => d,
+            1 => d.help("one more probe names it too"),
+            n => d.help(format!("{n} more probes name it too")),
+        })
+        .collect()
 }
 
 /// Makes the return of the function read again the strings its entry events
