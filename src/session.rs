@@ -463,7 +463,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     }
     explain::note(|| story::STEP_ATTACH.into());
     let per_pid = if scope == Scope::Process { pid } else { None };
-    let attached = attach_all(&plan, &programs, per_pid)?;
+    let attached = attach_all(&plan, &programs, per_pid, matches!(show, Show::Script { .. }))?;
     explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, _programs: programs, rings, maps };
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
@@ -699,9 +699,23 @@ fn injected_attach_failure(i: usize) -> Option<crate::perf::PerfError> {
         .then(|| crate::perf::PerfError::InvalidArgument("failure injected by TRACE_TEST_FAIL_ATTACH".into()))
 }
 
-fn attach_all(plan: &Plan, programs: &[LoadedProgram], pid: Option<u32>) -> Result<Vec<Attached>, Error> {
+/// Attaches every probe. `reverse`: last probe first. The kernel runs the
+/// programs of one attach point newest first, so a script's blocks on the same
+/// probe run in the script's order only when attached in reverse (as bpftrace
+/// does).
+fn attach_all(
+    plan: &Plan,
+    programs: &[LoadedProgram],
+    pid: Option<u32>,
+    reverse: bool,
+) -> Result<Vec<Attached>, Error> {
     let mut out = Vec::with_capacity(programs.len());
-    for (i, (p, prog)) in plan.probes.iter().chain(plan.hidden.iter()).zip(programs).enumerate() {
+    let mut order: Vec<(&Probe, &LoadedProgram)> =
+        plan.probes.iter().chain(plan.hidden.iter()).zip(programs).collect();
+    if reverse {
+        order.reverse();
+    }
+    for (i, (p, prog)) in order.into_iter().enumerate() {
         let err = |err| Error::Perf { probe: probe_label(p), err };
         if let Some(e) = injected_attach_failure(i) {
             return Err(err(e));

@@ -129,6 +129,34 @@ fn kstack_prints_the_same_frames_as_bpftrace() {
     assert!(frames.last().unwrap().trim_start().starts_with("entry_SYSCALL_64"), "{ours}");
 }
 
+/// Wildcards in uprobe functions and tracepoint events, several probes on one
+/// block, `probe` and `func`: as bpftrace expands and names them.
+#[test]
+fn wildcards_and_probe_names_as_bpftrace() {
+    tracefs_mounted();
+    let dir = file_io_named("fio-wild");
+    let program = "uprobe:./fio-wild:with_*, uretprobe:./fio-wild:native { printf(\"%s\\n\", probe); } \
+                   u:./fio-wild:w*_syscall { printf(\"func %s\\n\", func); } \
+                   u:./fio-wild:nat* { printf(\"func %s\\n\", func); } \
+                   t:syscalls:sys_exit_open* /comm == \"fio-wild\"/ { printf(\"%s %d\\n\", probe, args->ret); }";
+    let ours = run_trace(&["-e", program, "-c", "./fio-wild"], &dir);
+    let theirs = bpftrace(&["-e", program, "-c", "./fio-wild"], &dir);
+    // Every sys_exit_open* event of this kernel, plus 5 uprobes.
+    let events = std::fs::read_dir("/sys/kernel/tracing/events/syscalls")
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("sys_exit_open"))
+        .count();
+    let ours = trace_output(&ours, events + 5);
+    assert_eq!(ours, bpftrace_output(&theirs, events + 5));
+    // Two blocks on with_syscall run in the script's order.
+    assert!(ours.contains("\nfunc native\n"), "{ours}");
+    assert!(
+        ours.contains("uretprobe:./fio-wild:native\nuprobe:./fio-wild:with_syscall\nfunc with_syscall\n"),
+        "{ours}"
+    );
+    assert_eq!(ours.matches("tracepoint:syscalls:sys_exit_openat 3\n").count(), 4, "{ours}");
+}
+
 /// lab.bt without the probes this kernel lacks (its kprobe blocks, found with
 /// trace's own parser).
 fn lab_without_kprobes(dir: &Path) -> std::path::PathBuf {

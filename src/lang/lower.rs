@@ -425,13 +425,15 @@ fn user_points(
     };
     let kind_name = probe.kind.name();
     let kind = if file.is_shared_library() { Kind::LibFunc } else { Kind::ProgFunc };
+    // `probe` names the path as written (`uprobe:./file-io:native`), as bpftrace does.
+    let shown = path.map_or_else(|| canon.display().to_string(), |p| p.text.clone());
     Ok(symbols
         .into_iter()
         .map(|sym| Point {
             attach: Attach::Uprobe { path: canon.clone(), offset: sym.offset, symbol: Box::new(sym.clone()) },
             ret,
             kind,
-            name: format!("{kind_name}:{}:{}", canon.display(), sym.name),
+            name: format!("{kind_name}:{shown}:{}", sym.name),
             func: sym.name,
         })
         .collect())
