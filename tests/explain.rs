@@ -876,3 +876,30 @@ fn listings_of_watch_mode_match_the_kernels_copy() {
     let out = t.child.wait_with_output().unwrap();
     assert!(out.status.success(), "{:?}", out.status);
 }
+
+/// A script's explanation: the same account of every call (its map included,
+/// and the reads of that map at the end), and the table of event ids naming
+/// the calls of the script they come from.
+#[test]
+fn a_scripts_calls_and_event_ids_are_explained() {
+    let dir = build_file_io("explain-script");
+    std::fs::copy(repo().join("tests/fixtures/lab.bt"), dir.join("lab.bt")).unwrap();
+    let t = under_strace(&["--explain", "lab.bt", "-c", "./file-io"], &dir);
+    assert!(t.output.status.success(), "{}", explanation(&t.output));
+    assert_accounted(&t);
+    let c = &t.explained;
+    let script_map = c
+        .iter()
+        .find(|x| x.name == "bpf" && x.args[0] == "BPF_MAP_CREATE" && fields(&x.args[1])["map_name"] == "\"AT_inside\"")
+        .unwrap_or_else(|| panic!("no map for @inside: {}", explanation(&t.output)));
+    assert_eq!(fields(&script_map.args[1])["map_type"], "HASH");
+    // At the end, the map is listed to print it (it is empty: one GET_NEXT_KEY).
+    assert_eq!(count(c, "bpf", Some("BPF_MAP_GET_NEXT_KEY")), 1);
+    let text = explanation(&t.output);
+    assert!(text.contains("# the script lab.bt: 14 blocks, "), "{text}");
+    assert!(
+        text.contains("#   event 0 (lab.bt:11:45, uprobe:./file-io:native): `printf(\"> native\\n\")`"),
+        "{text}"
+    );
+    assert!(text.contains(", uprobe:libc:open): `printf(\".. enter open(%s)\\n\", str(arg0))`"), "{text}");
+}
