@@ -890,7 +890,11 @@ fn a_scripts_calls_and_event_ids_are_explained() {
     let c = &t.explained;
     let script_map = c
         .iter()
-        .find(|x| x.name == "bpf" && x.args[0] == "BPF_MAP_CREATE" && fields(&x.args[1])["map_name"] == "\"AT_inside\"")
+        .find(|x| {
+            x.name == "bpf"
+                && x.args[0] == "BPF_MAP_CREATE"
+                && fields(&x.args[1])["map_name"] == "\"AT_inside\""
+        })
         .unwrap_or_else(|| panic!("no map for @inside: {}", explanation(&t.output)));
     assert_eq!(fields(&script_map.args[1])["map_type"], "HASH");
     // At the end, the map is listed to print it (it is empty: one GET_NEXT_KEY).

@@ -107,3 +107,8 @@ fn ring_seeds_are_what_they_say() {
     assert_eq!((out.tail, out.records, out.malformed), (32, 1, 0));
     assert_eq!(samples, [b"\x01\0\0\0open\0*******".to_vec()]);
 }
+
+#[test]
+fn lang_corpus_replays() {
+    replay("lang_script", 8, checks::lang_script);
+}

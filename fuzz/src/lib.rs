@@ -150,3 +150,48 @@ fn ring_input(data: &[u8]) -> (u64, u64, Vec<u8>) {
         if shape & RAW_HEAD != 0 { raw_head } else { tail.wrapping_add(raw_head % (ring.len() as u64 + 1)) };
     (tail, head, ring)
 }
+
+/// Script text -> parse, check (no schema: tracepoint fields unknown), lower
+/// (no kallsyms, tracefs or files: kernel functions lower, the rest are
+/// errors) -> every program generated and linked. Errors are fine; a panic, an
+/// error without a message, or a program that does not link is not.
+pub fn lang_script(data: &[u8]) {
+    use trace::codegen::{generate, Helpers, MapFds};
+    use trace::lang::lower::{lower, Env};
+    let text = String::from_utf8_lossy(data);
+    let program = match trace::lang::compile("fuzz.bt", &text, &trace::lang::NoSchema) {
+        Ok(p) => p,
+        Err(e) => {
+            assert!(e.errors().count() > 0, "an error without a message: {text:?}");
+            return;
+        }
+    };
+    let env = Env {
+        tracefs: None,
+        kallsyms: None,
+        filter_functions: None,
+        no_kprobes: None,
+        cwd: "/nonexistent-fuzz-dir".into(),
+        program: None,
+        retry_strings: true,
+    };
+    let Ok(lowered) = lower(&program.checked, &env) else { return };
+    let maps = MapFds {
+        events: 3,
+        tgids: 4,
+        depth: 5,
+        pending: 6,
+        dropped: 7,
+        stacks: 8,
+        user: (0..program.checked.maps.len() as i32).map(|i| 9 + i).collect(),
+    };
+    let helpers = Helpers::for_kernel(trace::kernel::KernelVersion::new(6, 1, 0));
+    for probe in lowered.plan.probes.iter().chain(&lowered.plan.hidden) {
+        match generate(&probe.spec, &maps, helpers) {
+            Ok(prog) => assert!(!prog.insns.is_empty()),
+            // Too many variables for the stack is the user's; anything else is ours.
+            Err(trace::codegen::GenError::StackFull { .. }) => {}
+            Err(e) => panic!("{text:?}: {e}"),
+        }
+    }
+}

@@ -30,16 +30,20 @@ pub struct Printer<'a, W: Write> {
     user_symbols: UserSymbols,
     /// Lines in order; one waiting for its string holds back those after it.
     queue: VecDeque<Line>,
+    /// Buffers of lines already written, reused.
+    spare: Vec<String>,
 }
+
+/// Line buffers kept for reuse.
+const SPARE_LINES: usize = 64;
 
 /// A line of output, or one waiting for the string its entry could not read.
 enum Line {
     Done(String),
-    /// `at`: the index of the value the string goes to.
+    /// `entry`: the event id; `at`: the index of the value the string goes to.
     Waiting {
         tid: u32,
         entry: u32,
-        action: Action,
         vals: Vec<Val>,
         at: usize,
     },
@@ -72,6 +76,7 @@ impl<'a, W: Write> Printer<'a, W> {
             kernel_symbols: None,
             user_symbols: UserSymbols::new(),
             queue: VecDeque::new(),
+            spare: Vec::new(),
         }
     }
 
@@ -163,82 +168,93 @@ impl<'a, W: Write> Printer<'a, W> {
 }
 
 impl<W: Write> Printer<'_, W> {
-    /// Writes the lines at the front that are complete.
+    /// Writes the lines at the front that are complete; their buffers are kept
+    /// for the next lines.
     fn write_ready(&mut self) -> io::Result<()> {
         while let Some(Line::Done(_)) = self.queue.front() {
             if let Some(Line::Done(text)) = self.queue.pop_front() {
                 self.out.write_all(text.as_bytes())?;
+                if self.spare.len() < SPARE_LINES {
+                    self.spare.push(text);
+                }
             }
         }
         Ok(())
     }
 
     /// Completes the line of `entry` on thread `tid` with the string read at return.
-    fn fill(&mut self, tid: u32, entry: u32, string: Option<&str>) {
+    fn fill(&mut self, events: &[Event], tid: u32, entry: u32, string: Option<&str>) {
         let waiting = self
             .queue
             .iter_mut()
             .find(|l| matches!(l, Line::Waiting { tid: t, entry: e, .. } if *t == tid && *e == entry));
         if let Some(line) = waiting {
-            if let Line::Waiting { action, vals, at, .. } = line {
+            if let Line::Waiting { vals, at, .. } = line {
                 vals[*at] = Val::Str(string.unwrap_or_default().to_string());
-                *line = Line::Done(render(action, vals));
+                let mut text = String::new();
+                render(&mut text, &events[entry as usize].action, vals);
+                *line = Line::Done(text);
             }
         }
     }
-}
 
-/// The text of a printf or print.
-fn render(action: &Action, vals: &[Val]) -> String {
-    let mut line = String::new();
-    match action {
-        Action::Printf { format, .. } => printf(&mut line, format, vals),
-        Action::Print(_) => print_value(&mut line, &vals[0]),
-        _ => {}
-    }
-    line
-}
-
-impl<W: Write> Sink for Printer<'_, W> {
-    fn event(&mut self, r: &Record) -> io::Result<bool> {
-        let Some(event) = self.events.get(r.probe as usize) else {
+    /// Shows one record of `events[r.probe]`.
+    fn show(&mut self, events: &[Event], r: &Record) -> io::Result<bool> {
+        let Some(event) = events.get(r.probe as usize) else {
             return Ok(false); // a stray id
         };
         self.user_symbols.remember(r.tgid);
-        let action = event.action.clone();
-        let line = match &action {
-            Action::Printf { args, .. } => {
-                let vals = args.iter().map(|a| self.arg(a, r)).collect();
-                let at = args.iter().position(|a| matches!(a, Arg::Str { .. }));
-                Some((action.clone(), vals, at))
-            }
-            Action::Print(arg) => {
-                let v = self.arg(arg, r);
-                let at = matches!(arg, Arg::Str { .. }).then_some(0);
-                Some((action.clone(), vec![v], at))
-            }
+        let args = match &event.action {
+            Action::Printf { args, .. } => args.as_slice(),
+            Action::Print(arg) => std::slice::from_ref(arg),
             Action::Time { format } => {
                 self.queue.push_back(Line::Done(local_time(format)));
-                None
+                return self.write_ready().map(|_| false);
             }
             Action::Fill { entry } => {
-                self.fill(r.tid, *entry, r.string.as_deref());
-                None
+                self.fill(events, r.tid, *entry, r.string.as_deref());
+                return self.write_ready().map(|_| false);
             }
             Action::Exit => {
                 self.write_ready()?;
                 return Ok(true);
             }
         };
-        if let Some((action, vals, at)) = line {
-            if let (true, Some(at)) = (r.flags.contains(Flags::STR_FAULT), at) {
-                // The string's page was not in memory: it is read again at return.
-                self.queue.push_back(Line::Waiting { tid: r.tid, entry: r.probe, action, vals, at });
-            } else {
-                self.queue.push_back(Line::Done(render(&action, &vals)));
+        let vals: Vec<Val> = args.iter().map(|a| self.arg(a, r)).collect();
+        let at = args.iter().position(|a| matches!(a, Arg::Str { .. }));
+        match at {
+            // The string's page was not in memory: it is read again at return.
+            Some(at) if r.flags.contains(Flags::STR_FAULT) => {
+                self.queue.push_back(Line::Waiting { tid: r.tid, entry: r.probe, vals, at })
+            }
+            _ => {
+                let mut text = self.spare.pop().unwrap_or_default();
+                render(&mut text, &event.action, &vals);
+                self.queue.push_back(Line::Done(text));
             }
         }
         self.write_ready().map(|_| false)
+    }
+}
+
+/// The text of a printf or print, into `line` (emptied first).
+fn render(line: &mut String, action: &Action, vals: &[Val]) {
+    line.clear();
+    match action {
+        Action::Printf { format, .. } => printf(line, format, vals),
+        Action::Print(_) => print_value(line, &vals[0]),
+        _ => {}
+    }
+}
+
+impl<W: Write> Sink for Printer<'_, W> {
+    fn event(&mut self, r: &Record) -> io::Result<bool> {
+        // The table is lent out while the record is shown: no copy of the
+        // event's format per record.
+        let events = std::mem::take(&mut self.events);
+        let shown = self.show(&events, r);
+        self.events = events;
+        shown
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -248,8 +264,10 @@ impl<W: Write> Sink for Printer<'_, W> {
     /// Lines still waiting get what bpftrace prints for an unreadable string: nothing.
     fn finish(&mut self) -> io::Result<()> {
         for line in self.queue.iter_mut() {
-            if let Line::Waiting { action, vals, .. } = line {
-                *line = Line::Done(render(action, vals));
+            if let Line::Waiting { entry, vals, .. } = line {
+                let mut text = String::new();
+                render(&mut text, &self.events[*entry as usize].action, vals);
+                *line = Line::Done(text);
             }
         }
         self.write_ready()?;
