@@ -48,11 +48,12 @@ pub fn script(program: &crate::lang::Program, lowered: &crate::lang::lower::Lowe
         let (line, col) = src.line_col(span.start);
         format!("{}:{line}:{col}", src.name)
     };
+    let n = |count: usize, what: &str| format!("{count} {what}{}", if count == 1 { "" } else { "s" });
     let mut out = format!(
-        "the script {}: {} blocks, {} probes to attach{}\n",
+        "the script {}: {}, {} to attach{}\n",
         src.name,
-        program.script.groups.len(),
-        plan.probes.len(),
+        n(program.script.groups.len(), "block"),
+        n(plan.probes.len(), "probe"),
         match (lowered.begin.len(), lowered.end.len()) {
             (0, 0) => String::new(),
             (b, e) => format!(", {b} BEGIN and {e} END run by trace itself"),
