@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -118,29 +118,11 @@ fn signal_case(sig: i32, name: &str, what: &str) {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
     let bin = lifecycle();
-    let mut child = Command::new(TRACE)
-        .args(["-u", "lc_step", "./lifecycle", "sleep"])
-        .current_dir(bin.parent().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    for _ in 0..2 {
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        lines.push(l.trim_end().to_string());
-    }
-    assert_eq!(lines, ["> lc_step", "< lc_step"]);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::try_from(sig).unwrap(),
-    )
-    .unwrap();
+    let (mut child, mut out) = spawn_trace(&["-u", "lc_step", "./lifecycle", "sleep"], bin.parent().unwrap());
+    assert_eq!(read_lines(&mut out, 2), ["> lc_step", "< lc_step"]);
+    send_signal(&child, nix::sys::signal::Signal::try_from(sig).unwrap());
     let status = wait_timeout(&mut child, Duration::from_secs(10));
-    let mut err = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(128 + sig), "{err}");
     assert!(err.contains(&format!("the traced command ended: {what} ({name})")), "{err}");
     assert_no_leftovers(&bin, name, before);
@@ -179,14 +161,8 @@ fn stdout_closed_by_the_reader() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
     let bin = lifecycle();
-    let mut child = Command::new(TRACE)
-        .args(["-u", "lc_step", "./lifecycle", "many", "300000"])
-        .current_dir(bin.parent().unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut child, mut out) =
+        spawn_trace(&["-u", "lc_step", "./lifecycle", "many", "300000"], bin.parent().unwrap());
     let mut first = String::new();
     out.read_line(&mut first).unwrap();
     assert_eq!(first, "> lc_step\n");

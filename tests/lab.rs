@@ -51,32 +51,17 @@ fn exit_status_of_the_command_is_returned() {
 /// student runs ./file-io (twice here) in another, then Ctrl-C.
 #[test]
 fn watch_mode_traces_every_run_until_ctrl_c() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::{Command, Stdio};
     let dir = build_file_io("watch");
-    let mut tracer = Command::new(TRACE)
-        .args(["--watch", "./file-io"])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut err = BufReader::new(tracer.stderr.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("Attaching") {
-        let mut l = String::new();
-        assert!(err.read_line(&mut l).unwrap() > 0, "trace --watch ended early: {seen}");
-        seen.push_str(&l);
-    }
+    let (mut tracer, out) = spawn_trace(&["--watch", "./file-io"], &dir);
+    let mut seen = wait_for_announcement(&mut tracer);
     for _ in 0..2 {
-        let run = Command::new("./file-io").current_dir(&dir).status().unwrap();
+        let run = std::process::Command::new("./file-io").current_dir(&dir).status().unwrap();
         assert!(run.success());
     }
     std::thread::sleep(std::time::Duration::from_millis(300));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(tracer.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .unwrap();
-    let out = tracer.wait_with_output().unwrap();
-    err.read_to_string(&mut seen).unwrap();
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let out = finish(tracer, out);
+    seen.push_str(&stderr(&out));
     assert_eq!(out.status.code(), Some(0), "Ctrl-C ends a watch normally: {seen}");
     let mut want = lab_expected(has_kprobes());
     want.extend(lab_expected(has_kprobes()));

@@ -2,8 +2,7 @@
 
 mod common;
 use common::*;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 #[test]
@@ -11,19 +10,9 @@ fn attach_to_a_running_process_until_ctrl_c() {
     let bin = build_prog("lifecycle", &[]);
     let mut target = Command::new(&bin).args(["tick", "100000"]).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let mut tracer = Command::new(TRACE)
-        .args(["-p", &target.id().to_string(), "-u", "lc_step"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(tracer.stdout.take().unwrap());
-    let mut lines = Vec::new();
-    for _ in 0..8 {
-        let mut l = String::new();
-        out.read_line(&mut l).unwrap();
-        lines.push(l.trim_end().to_string());
-    }
+    let pid = target.id().to_string();
+    let (tracer, mut out) = spawn_trace(&["-p", &pid, "-u", "lc_step"], bin.parent().unwrap());
+    let lines = read_lines(&mut out, 8);
     // A call already running when the probes attach shows only one half (its
     // entry came before the uretprobe, or its return after the uprobe alone);
     // from the first whole call on, entries and returns alternate.
@@ -32,12 +21,10 @@ fn attach_to_a_running_process_until_ctrl_c() {
     for pair in lines[first..].chunks_exact(2) {
         assert_eq!(pair, ["> lc_step", "< lc_step"], "{lines:?}");
     }
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(tracer.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .unwrap();
-    let status = tracer.wait().unwrap();
-    let mut err = String::new();
-    tracer.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-    assert_eq!(status.code(), Some(0), "{err}");
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let o = finish(tracer, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("Attaching 2 probes..."), "{err}");
     // The process was not harmed: it is still running, untraced.
     assert!(target.try_wait().unwrap().is_none(), "the traced process survives the tracer");

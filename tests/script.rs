@@ -10,8 +10,8 @@ mod common;
 use common::*;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 /// Mounts tracefs if nobody has (bpftrace needs it; trace mounts it itself).
 fn tracefs_mounted() {
@@ -312,46 +312,21 @@ END { printf("end\n"); }
 fn ctrl_c_ends_a_script_and_detaches() {
     tracefs_mounted();
     let dir = file_io_named("fio-ctrl-c");
-    let mut child = Command::new(TRACE)
-        .args([
-            "-e",
-            "tracepoint:syscalls:sys_enter_open /comm == \"fio-ctrl-c\"/ { printf(\"%s\\n\", str(args->filename)); } END { printf(\"bye\\n\"); }",
-        ])
-        .current_dir(&dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let program = "tracepoint:syscalls:sys_enter_open /comm == \"fio-ctrl-c\"/ { printf(\"%s\\n\", str(args->filename)); } END { printf(\"bye\\n\"); }";
+    let (mut child, out) = spawn_trace(&["-e", program], &dir);
     wait_for_announcement(&mut child);
     let programs = program_ids(child.id());
     assert_eq!(programs.len(), 1, "one program while tracing: {programs:?}");
     let ok = Command::new("./fio-ctrl-c").current_dir(&dir).status().unwrap();
     assert!(ok.success());
     std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    send_signal(&child, nix::sys::signal::Signal::SIGINT);
+    let o = finish(child, out);
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout), "output.txt\noutput.txt\noutput.txt\noutput.txt\nbye\n\n\n");
     for id in programs {
         let shown = Command::new("bpftool").args(["prog", "show", "id", &id.to_string()]).output().unwrap();
         assert!(!shown.status.success(), "program {id} is still loaded: {}", text(&shown.stdout));
-    }
-}
-
-/// Reads stderr until `Attaching ...`.
-fn wait_for_announcement(child: &mut std::process::Child) {
-    use std::io::Read;
-    let err = child.stderr.as_mut().unwrap();
-    let mut seen = Vec::new();
-    let start = Instant::now();
-    let mut byte = [0u8; 1];
-    while !text(&seen).contains("probe") || !seen.ends_with(b"\n") {
-        assert!(start.elapsed() < Duration::from_secs(20), "no announcement: {}", text(&seen));
-        if err.read(&mut byte).unwrap() == 0 {
-            panic!("trace ended: {}", text(&seen));
-        }
-        seen.push(byte[0]);
     }
 }
 

@@ -2,9 +2,11 @@
 //! run the real `trace` binary against them, and read what it printed.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub const TRACE: &str = env!("CARGO_BIN_EXE_trace");
 
@@ -56,6 +58,83 @@ pub fn build_prog(name: &str, extra: &[&str]) -> PathBuf {
 /// Runs trace with these arguments in `cwd`.
 pub fn trace(args: &[&str], cwd: &Path) -> Output {
     Command::new(TRACE).args(args).current_dir(cwd).output().expect("trace runs")
+}
+
+/// Starts trace with these arguments in `cwd`, its stdout and stderr piped, for a
+/// test that acts while it runs. Returns the tracer and a reader on its stdout;
+/// dropping the reader closes the pipe, as `trace ... | head -1` does.
+pub fn spawn_trace(args: &[&str], cwd: &Path) -> (Child, BufReader<ChildStdout>) {
+    let mut child = Command::new(TRACE)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("trace starts");
+    let out = BufReader::new(child.stdout.take().expect("stdout is piped"));
+    (child, out)
+}
+
+/// The next `n` lines a running tracer prints, without their line ends (an empty
+/// string for each line missing when its stdout ends).
+pub fn read_lines(out: &mut impl BufRead, n: usize) -> Vec<String> {
+    let mut lines = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut l = String::new();
+        out.read_line(&mut l).expect("reading trace's stdout");
+        lines.push(l.trim_end().to_string());
+    }
+    lines
+}
+
+/// Reads a running tracer's stderr up to and with its `Attaching N probes...`
+/// line, so that what follows is traced; returns what it read. Panics when trace
+/// ends first or has not announced within 20 seconds. Reads a byte at a time, so
+/// the rest of stderr stays in the pipe for the caller.
+pub fn wait_for_announcement(child: &mut Child) -> String {
+    let err = child.stderr.as_mut().expect("stderr is piped");
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    let mut byte = [0u8; 1];
+    let announced = |seen: &[u8]| {
+        let text = String::from_utf8_lossy(seen);
+        text.ends_with('\n') && text.lines().last().is_some_and(|l| l.starts_with("Attaching "))
+    };
+    while !announced(&seen) {
+        let so_far = || String::from_utf8_lossy(&seen).into_owned();
+        assert!(start.elapsed() < Duration::from_secs(20), "no announcement: {}", so_far());
+        if err.read(&mut byte).expect("reading trace's stderr") == 0 {
+            panic!("trace ended: {}", so_far());
+        }
+        seen.push(byte[0]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+/// Sends `sig` to a running tracer, as Ctrl-C (SIGINT) or `kill` would.
+pub fn send_signal(child: &Child, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, sig).expect("the tracer can be signalled");
+}
+
+/// Waits for a tracer started by `spawn_trace` to end; returns its status and
+/// what it printed that was not read yet (both pipes read at once, so a full
+/// stderr cannot block it).
+pub fn finish(mut child: Child, mut out: BufReader<ChildStdout>) -> Output {
+    let mut err = child.stderr.take().expect("stderr is piped");
+    let (stdout, stderr) = std::thread::scope(|s| {
+        let reader = s.spawn(move || read_all(&mut err));
+        (read_all(&mut out), reader.join().expect("the stderr reader"))
+    });
+    let status = child.wait().expect("waiting for trace");
+    Output { status, stdout, stderr }
+}
+
+/// Everything left in a pipe.
+fn read_all(r: &mut impl Read) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    r.read_to_end(&mut bytes).expect("reading a pipe of trace's");
+    bytes
 }
 
 pub fn stdout_lines(o: &Output) -> Vec<String> {
