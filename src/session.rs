@@ -14,13 +14,14 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::bpf::{self, LoadedProgram, Map, MapType};
-use crate::codegen::{self, Ctx, Helpers, MapFds};
+use crate::codegen::{self, Ctx, Helpers, MapFds, Output};
 use crate::elf::ElfFile;
 use crate::explain::{self, story};
 use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::kernel::KernelVersion;
 use crate::output::{Formatter, OutputOpts, Sink};
 use crate::perf::ring::{Record as RingRecord, Ring};
+use crate::perf::ringbuf::{self, RingBuf};
 use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
 use crate::process::{self, Creds, Exit, HeldChild};
 use crate::record::Record;
@@ -154,10 +155,11 @@ struct Maps {
 }
 
 impl Maps {
-    fn create(cpus: u32) -> Result<Maps, Error> {
+    /// `events` is made already (see [`events_map`]).
+    fn create(events: Map) -> Result<Maps, Error> {
         let m = |t, k, v, n, name: &str| Map::create(t, k, v, n, name).map_err(Error::Bpf);
         Ok(Maps {
-            events: m(MapType::PerfEventArray, 4, 4, cpus, "events")?,
+            events,
             tgids: m(MapType::Hash, 4, 4, 4096, "tgids")?,
             depth: m(MapType::Hash, 4, 4, 16384, "depth")?,
             pending: m(MapType::Hash, 8, 8, 16384, "pending")?,
@@ -166,8 +168,13 @@ impl Maps {
     }
 
     fn fds(&self, stacks: Option<&Map>, user: &[Map]) -> MapFds {
+        let output = match self.events.map_type {
+            MapType::Ringbuf => Output::Ringbuf { wakeup_bytes: ringbuf_wakeup(self.events.max_entries) },
+            _ => Output::PerfRings,
+        };
         MapFds {
             events: self.events.raw_fd(),
+            output,
             tgids: self.tgids.raw_fd(),
             depth: self.depth.raw_fd(),
             pending: self.pending.raw_fd(),
@@ -190,6 +197,46 @@ impl Maps {
     fn add_tgid(&self, pid: u32) -> Result<(), Error> {
         self.tgids.update(&pid.to_ne_bytes(), &1u32.to_ne_bytes(), bpf::BPF_ANY).map_err(Error::Bpf)
     }
+}
+
+/// Tests and measurements only: `TRACE_PERF_RINGS=1` makes trace use the per-CPU
+/// perf rings, as on kernels without the BPF ring buffer.
+fn perf_rings_forced() -> bool {
+    std::env::var_os("TRACE_PERF_RINGS").is_some_and(|v| v == "1")
+}
+
+/// BPF_MAP_TYPE_RINGBUF and bpf_ringbuf_output came with Linux 5.8.
+const RINGBUF_SINCE: KernelVersion = KernelVersion::new(5, 8, 0);
+
+/// The `events` map: the BPF ring buffer of `pages` pages per online CPU (their
+/// product rounded up to a power of two) where the kernel has one, else a
+/// PERF_EVENT_ARRAY for the per-CPU perf rings (`possible`: the highest possible CPU + 1).
+fn events_map(kernel: KernelVersion, pages: usize, online: usize, possible: u32) -> Result<Map, Error> {
+    let perf = || Map::create(MapType::PerfEventArray, 4, 4, possible, "events").map_err(Error::Bpf);
+    if perf_rings_forced() || kernel < RINGBUF_SINCE {
+        return perf();
+    }
+    let bytes = ringbuf::ring_bytes(pages, online).ok_or_else(|| Error::Perf {
+        probe: "the ring buffer".into(),
+        err: crate::perf::PerfError::InvalidArgument(format!(
+            "--ring-pages {pages} on {online} CPUs makes a ring buffer over 2 GiB, the most a BPF ring \
+                 buffer holds: use fewer pages"
+        )),
+    })?;
+    match Map::create(MapType::Ringbuf, 0, 0, bytes, "events") {
+        Ok(map) => Ok(map),
+        // A kernel without the map type (a version string that misleads, or a
+        // backport without it) refuses it with EINVAL: use the perf rings.
+        Err(bpf::BpfError::Syscall { err, .. }) if err.raw_os_error() == Some(libc::EINVAL) => perf(),
+        Err(e) => Err(Error::Bpf(e)),
+    }
+}
+
+/// Wake the reader when an eighth of the ring is full (as the perf rings'
+/// watermark does): early enough to leave room while it works; the poll timeout
+/// bounds the latency when events are few.
+fn ringbuf_wakeup(ring_bytes: u32) -> u32 {
+    (ring_bytes / 8).max(1)
 }
 
 /// Why kernel functions cannot be probed here, or None if they can. trace
@@ -275,11 +322,19 @@ fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), Error> {
     }
 }
 
+/// What the programs write to and trace reads.
+enum Rings {
+    /// One perf ring per online CPU.
+    Perf(Vec<Ring>),
+    /// The BPF ring buffer of the `events` map.
+    Buffer(RingBuf),
+}
+
 /// Everything that must stay alive while tracing, in drop order: probes first.
 struct Live {
     attached: Vec<Attached>,
     _programs: Vec<LoadedProgram>,
-    rings: Vec<Ring>,
+    rings: Rings,
     maps: Maps,
 }
 
@@ -423,7 +478,9 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let possible =
         crate::perf::possible_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let online = crate::perf::online_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
-    let maps = Maps::create(possible.iter().max().map_or(1, |m| m + 1))?;
+    let events =
+        events_map(kernel, cfg.ring_pages, online.len(), possible.iter().max().map_or(1, |m| m + 1))?;
+    let maps = Maps::create(events)?;
     let stacks = match &show {
         Show::Script { lowered, .. } if lowered.stacks => Some(
             Map::create(MapType::StackTrace, 4, STACK_VALUE_SIZE, STACK_ENTRIES, "stacks")
@@ -441,8 +498,18 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     story::maps(&all_maps);
     explain::note(|| story::STEP_PROGRAMS.into());
     let programs = load_programs(&plan, &maps.fds(stacks.as_ref(), &user_maps), kernel)?;
-    explain::note(|| story::STEP_RINGS.into());
-    let rings = open_rings(&online, cfg.ring_pages, &maps)?;
+    let rings = match maps.events.map_type {
+        MapType::Ringbuf => {
+            explain::note(|| story::STEP_RINGBUF.into());
+            let ring = RingBuf::map(maps.events.as_fd(), maps.events.max_entries)
+                .map_err(|err| Error::Perf { probe: "the ring buffer".into(), err })?;
+            Rings::Buffer(ring)
+        }
+        _ => {
+            explain::note(|| story::STEP_RINGS.into());
+            Rings::Perf(open_rings(&online, cfg.ring_pages, &maps)?)
+        }
+    };
 
     if cfg.follow {
         // Orphaned descendants become our children, so we can wait for them all.
@@ -806,13 +873,21 @@ fn monotonic_ns() -> u64 {
     }
 }
 
-fn drain(rings: &mut [Ring], merger: &mut Merger, lost: &mut u64) {
-    for ring in rings.iter_mut() {
-        ring.drain(|rec| match rec {
-            RingRecord::Sample(bytes) => merger.push(bytes),
-            RingRecord::Lost { lost: n, .. } => *lost += n,
-            RingRecord::Other { .. } => {}
-        });
+fn drain(rings: &mut Rings, merger: &mut Merger, lost: &mut u64) {
+    match rings {
+        Rings::Perf(rings) => {
+            for ring in rings.iter_mut() {
+                ring.drain(|rec| match rec {
+                    RingRecord::Sample(bytes) => merger.push(bytes),
+                    RingRecord::Lost { lost: n, .. } => *lost += n,
+                    RingRecord::Other { .. } => {}
+                });
+            }
+        }
+        // The ring buffer tells of no losses: the `dropped` counters do.
+        Rings::Buffer(ring) => {
+            ring.drain(|bytes| merger.push(bytes));
+        }
     }
 }
 
@@ -835,8 +910,11 @@ fn event_loop<S: Sink>(
         other => other.map_err(out_err),
     };
     loop {
-        let mut fds: Vec<PollFd> =
-            live.rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect();
+        let mut fds: Vec<PollFd> = match &live.rings {
+            Rings::Perf(rings) => rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect(),
+            // poll(2) on the map says whether records wait (EPOLLIN).
+            Rings::Buffer(_) => vec![PollFd::new(live.maps.events.as_fd(), PollFlags::POLLIN)],
+        };
         fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
         if let Some(p) = pidfd {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
