@@ -119,6 +119,8 @@ pub struct RingBuf {
     page: usize,
     size: u64,
     malformed: u64,
+    /// Bytes the last drain consumed.
+    drained: u64,
 }
 
 impl RingBuf {
@@ -133,7 +135,7 @@ impl RingBuf {
         }
         let consumer = map_explained(fd, page, 0, true)?;
         let producer = map_explained(fd, page + 2 * size_bytes, page as u64, false)?;
-        Ok(RingBuf { consumer, producer, page, size: u64::from(size), malformed: 0 })
+        Ok(RingBuf { consumer, producer, page, size: u64::from(size), malformed: 0, drained: 0 })
     }
 
     /// The size of the data area in bytes.
@@ -144,6 +146,11 @@ impl RingBuf {
     /// Malformed record headers met so far (a kernel/reader mismatch; should stay 0).
     pub fn malformed(&self) -> u64 {
         self.malformed
+    }
+
+    /// The bytes (headers included) the last [`RingBuf::drain`] consumed.
+    pub fn drained(&self) -> u64 {
+        self.drained
     }
 
     /// Reads producer_pos (Acquire), passes each committed record's data to `f`,
@@ -164,6 +171,7 @@ impl RingBuf {
             },
         );
         self.malformed += out.malformed as u64;
+        self.drained = out.cons.wrapping_sub(cons);
         // Release: our reads of the records happen before the kernel sees the space free.
         self.consumer_pos().store(out.cons, Ordering::Release);
         out.records
