@@ -815,9 +815,26 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 /// earlier events first; everything is printed at the end anyway.
 const HOLD_NS: u64 = 20_000_000;
 const POLL_MS: u16 = 100;
-/// How long the ring buffer's records may gather when they come slowly: at
-/// 100 million bytes a second, 500 KB, a quarter of the default ring.
+/// The longest the ring buffer's records may gather before trace reads them.
 const GATHER_MS: u16 = 5;
+/// The rate a gathering ring must survive: 400 MB/s, in bytes a millisecond
+/// (the lab's workload sends about 30 MB/s here).
+const GATHER_RATE: u32 = 400_000;
+
+/// How long to let records gather before reading the ring buffer again, in ms
+/// (0: poll it now). Its poll(2) is readable as soon as one record waits,
+/// unlike a perf ring's, which its watermark wakes: after a drain that found
+/// less than the wakeup amount, records come slowly, and reading them a few ms
+/// later in one batch is cheaper than coming back for each. As long as the ring
+/// of `ring_bytes` takes at least that to fill at [`GATHER_RATE`]: the default
+/// ring (2 MiB on 2 CPUs) gathers 5 ms, rings under 400 KB not at all.
+/// `drained`: the bytes the last drain read.
+fn gather_ms(drained: u64, ring_bytes: u32) -> u16 {
+    if drained == 0 || drained >= u64::from(ringbuf_wakeup(ring_bytes)) {
+        return 0;
+    }
+    u16::try_from(ring_bytes / GATHER_RATE).unwrap_or(u16::MAX).min(GATHER_MS)
+}
 
 /// Records ordered by (time, arrival) across the per-CPU rings. Records wait in
 /// slots, which are reused: each sample is decoded into a free slot's record,
@@ -917,17 +934,10 @@ fn event_loop<S: Sink>(
             Rings::Perf(rings) => {
                 (rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect(), POLL_MS)
             }
-            // poll(2) on the map is readable as soon as one record waits, unlike
-            // a perf ring, whose watermark wakes it: after a drain that found
-            // less than the wakeup amount, let records gather a few ms first
-            // rather than coming back for each one.
-            Rings::Buffer(ring)
-                if ring.drained() > 0
-                    && ring.drained() < u64::from(ringbuf_wakeup(live.maps.events.max_entries)) =>
-            {
-                (Vec::new(), GATHER_MS)
-            }
-            Rings::Buffer(_) => (vec![PollFd::new(live.maps.events.as_fd(), PollFlags::POLLIN)], POLL_MS),
+            Rings::Buffer(ring) => match gather_ms(ring.drained(), live.maps.events.max_entries) {
+                0 => (vec![PollFd::new(live.maps.events.as_fd(), PollFlags::POLLIN)], POLL_MS),
+                ms => (Vec::new(), ms),
+            },
         };
         fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
         if let Some(p) = pidfd {
@@ -1024,6 +1034,20 @@ mod tests {
             "{text}"
         );
         assert_eq!(e.exit_code(), 70);
+    }
+
+    #[test]
+    fn the_ring_buffer_gathers_only_slow_records_in_a_big_ring() {
+        let mib = 1 << 20;
+        // The default ring on 2 CPUs: 256 KiB wake the reader.
+        assert_eq!(ringbuf_wakeup(2 * mib), 256 * 1024);
+        assert_eq!(gather_ms(100, 2 * mib), 5);
+        assert_eq!(gather_ms(256 * 1024 - 8, 2 * mib), 5);
+        assert_eq!(gather_ms(256 * 1024, 2 * mib), 0, "a full wakeup's worth: read on");
+        assert_eq!(gather_ms(0, 2 * mib), 0, "nothing read: wait in poll");
+        assert_eq!(gather_ms(100, mib), 2);
+        assert_eq!(gather_ms(100, 256 * 1024), 0, "a small ring fills too fast");
+        assert_eq!(gather_ms(100, 1 << 31), 5);
     }
 
     #[test]

@@ -299,16 +299,18 @@ fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
         });
     let mut seen: Vec<Call> = tracer.lines().filter_map(parse_call).collect();
     // Only the mmaps of perf events and of the ring buffer map: the others are
-    // the memory allocator's.
-    let ring_fds: BTreeSet<String> = seen
-        .iter()
-        .filter(|c| {
-            c.name == "perf_event_open"
-                || (c.args[0] == "BPF_MAP_CREATE" && norm(&fields(&c.args[1])["map_type"]) == "RINGBUF")
-        })
-        .map(|c| c.result.clone())
-        .collect();
-    seen.retain(|c| c.name != "mmap" || c.args.get(4).is_some_and(|fd| ring_fds.contains(fd)));
+    // the memory allocator's and the loader's. Descriptors are reused (the ring
+    // buffer's may have been a file the loader mapped), so only the mmaps after
+    // the descriptor became a ring count.
+    let mut ring_fds = BTreeSet::new();
+    seen.retain(|c| {
+        let is_ringbuf =
+            || c.args[0] == "BPF_MAP_CREATE" && norm(&fields(&c.args[1])["map_type"]) == "RINGBUF";
+        if c.name == "perf_event_open" || (c.name == "bpf" && is_ringbuf()) {
+            ring_fds.insert(c.result.clone());
+        }
+        c.name != "mmap" || c.args.get(4).is_some_and(|fd| ring_fds.contains(fd))
+    });
     let explained = explanation(&output).lines().filter_map(parse_call).collect();
     Traced { output, explained, seen }
 }
@@ -397,14 +399,15 @@ fn every_call_explained(rings: Rings) {
             let mmaps: Vec<Vec<String>> =
                 c.iter().filter(|x| x.name == "mmap").map(|x| x.args.clone()).collect();
             let fd = events.result.clone();
-            let want = |len: usize, prot: &str, offset: usize| -> Vec<String> {
-                ["NULL", &len.to_string(), prot, "MAP_SHARED", &fd, &offset.to_string()]
-                    .map(String::from)
-                    .to_vec()
+            let want = |len: usize, prot: &str, offset: &str| -> Vec<String> {
+                ["NULL", &len.to_string(), prot, "MAP_SHARED", &fd, offset].map(String::from).to_vec()
             };
             assert_eq!(
                 mmaps,
-                vec![want(page, "PROT_READ|PROT_WRITE", 0), want(page + 2 * size, "PROT_READ", page)]
+                vec![
+                    want(page, "PROT_READ|PROT_WRITE", "0"),
+                    want(page + 2 * size, "PROT_READ", &format!("{page:#x}"))
+                ]
             );
         }
     }

@@ -233,7 +233,11 @@ fn map_explained(fd: BorrowedFd<'_>, len: usize, offset: u64, write: bool) -> Re
     let map = if write { options.map_raw(fd.as_raw_fd()) } else { options.map_raw_read_only(fd.as_raw_fd()) };
     let prot = if write { "PROT_READ|PROT_WRITE" } else { "PROT_READ" };
     crate::explain::syscall(
-        || format!("mmap(NULL, {len}, {prot}, MAP_SHARED, {}, {offset})", fd.as_raw_fd()),
+        // strace writes the offset as C's `%#x` does: 0, 0x1000.
+        || {
+            let offset = if offset == 0 { "0".to_string() } else { format!("{offset:#x}") };
+            format!("mmap(NULL, {len}, {prot}, MAP_SHARED, {}, {offset})", fd.as_raw_fd())
+        },
         match &map {
             Ok(m) => Ok(format!("{:#x}", m.as_ptr() as usize)),
             Err(e) => Err(e.raw_os_error().unwrap_or(0)),
