@@ -619,6 +619,10 @@ fn finish(
     possible: usize,
 ) -> Result<i32, Error> {
     let dropped = live.maps.dropped(possible);
+    let full = match live.rings {
+        Rings::Perf(_) => "a CPU's ring was full",
+        Rings::Buffer(_) => "the ring was full",
+    };
     drop(live); // detach everything before reporting
     let mut summary = summary?;
     summary.lost = summary.lost.max(dropped);
@@ -629,7 +633,7 @@ fn finish(
     }
     if summary.lost > 0 {
         eprintln!(
-            "trace: {} events lost: a CPU's ring was full ({} events shown). \
+            "trace: {} events lost: {full} ({} events shown). \
              Use a bigger ring (--ring-pages) or trace fewer probes.",
             summary.lost, summary.events
         );
