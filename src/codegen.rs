@@ -327,9 +327,9 @@ impl ProgSpec {
 pub enum Output {
     /// `events` is a PERF_EVENT_ARRAY of per-CPU perf rings (any kernel).
     PerfRings,
-    /// `events` is a RINGBUF (5.8+). The reader is woken only once `wakeup_bytes`
-    /// are waiting (as the perf rings' watermark does); below that it finds the
-    /// records at its next poll timeout.
+    /// `events` is a RINGBUF (5.8+). The reader is woken when `wakeup_bytes`
+    /// come to be waiting (as the perf rings' watermark does); below that it
+    /// finds the records at its next poll timeout.
     Ringbuf { wakeup_bytes: u32 },
 }
 
@@ -471,13 +471,21 @@ fn perf_output(a: &mut Asm, events: i32) {
 }
 
 /// Sends the record (r9 = its size) to the BPF ring buffer, waking the reader
-/// only when `wakeup_bytes` are waiting; r0 = 0 when sent. `quiet`: a fresh label.
+/// only with the record that brings the bytes waiting to `wakeup_bytes`; r0 = 0
+/// when sent. `quiet`: a fresh label.
+///
+/// Only that record: waking the reader with every record past the mark (while
+/// the reader is busy or asleep) costs an interrupt each (irq_work), which
+/// doubled the cost of a record when the reader fell behind. A reader that
+/// misses the wakeup loses nothing: poll(2) on the ring is readable while
+/// anything waits.
 fn ringbuf_output(a: &mut Asm, events: i32, wakeup_bytes: u32, quiet: &str) {
     // Positive in an imm32: ring sizes are at most 2^31 bytes, a wakeup below that.
     let wakeup = i32::try_from(wakeup_bytes).unwrap_or(i32::MAX);
-    a.comment("output: wake the reader only when the ring holds enough (r4 = flags)");
+    a.comment("output: wake the reader if this record reaches the mark (r4 = flags)");
     a.ld_map_fd(R1, events).mov64(R2, BPF_RB_AVAIL_DATA).call(Helper::RingbufQuery);
-    a.mov64(R4, BPF_RB_NO_WAKEUP).jmp(JmpOp::Jlt, R0, wakeup, quiet);
+    a.mov64(R4, BPF_RB_NO_WAKEUP).jmp(JmpOp::Jge, R0, wakeup, quiet);
+    a.add64(R0, R9).jmp(JmpOp::Jlt, R0, wakeup, quiet);
     a.mov64(R4, BPF_RB_FORCE_WAKEUP);
     a.label(quiet);
     a.comment("output: send the record to the ring buffer (r9 = its size)");
