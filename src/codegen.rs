@@ -327,10 +327,8 @@ impl ProgSpec {
 pub enum Output {
     /// `events` is a PERF_EVENT_ARRAY of per-CPU perf rings (any kernel).
     PerfRings,
-    /// `events` is a RINGBUF (5.8+). The reader is woken when `wakeup_bytes`
-    /// come to be waiting (as the perf rings' watermark does); below that it
-    /// finds the records at its next poll timeout.
-    Ringbuf { wakeup_bytes: u32 },
+    /// `events` is a RINGBUF (5.8+).
+    Ringbuf,
 }
 
 /// The file descriptors of the maps programs refer to.
@@ -375,13 +373,10 @@ impl Helpers {
 /// BPF_F_CURRENT_CPU (include/uapi/linux/bpf.h): the index meaning "this CPU's
 /// ring". Loaded with ld_imm64: a 64-bit mov of -1 would sign-extend it.
 const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
-// bpf_ringbuf_output flags and bpf_ringbuf_query's question (include/uapi/linux/bpf.h).
-/// `BPF_RB_NO_WAKEUP`: do not wake the reader for this record.
-const BPF_RB_NO_WAKEUP: i32 = 1 << 0;
-/// `BPF_RB_FORCE_WAKEUP`: wake the reader now.
-const BPF_RB_FORCE_WAKEUP: i32 = 1 << 1;
-/// `BPF_RB_AVAIL_DATA`: bpf_ringbuf_query returns the bytes not consumed yet.
-const BPF_RB_AVAIL_DATA: i32 = 0;
+/// bpf_ringbuf_output flags 0: neither BPF_RB_NO_WAKEUP (1) nor
+/// BPF_RB_FORCE_WAKEUP (2) (include/uapi/linux/bpf.h), so the kernel decides
+/// (kernel/bpf/ringbuf.c: it wakes the reader when the reader had caught up).
+const BPF_RB_ADAPTIVE_WAKEUP: i32 = 0;
 /// BPF_ANY for map updates (include/uapi/linux/bpf.h).
 const BPF_ANY: i32 = 0;
 
@@ -470,26 +465,23 @@ fn perf_output(a: &mut Asm, events: i32) {
         .call(Helper::PerfEventOutput);
 }
 
-/// Sends the record (r9 = its size) to the BPF ring buffer, waking the reader
-/// only with the record that brings the bytes waiting to `wakeup_bytes`; r0 = 0
-/// when sent. `quiet`: a fresh label.
+/// Sends the record (r9 = its size) to the BPF ring buffer; r0 = 0 when sent.
 ///
-/// Only that record: waking the reader with every record past the mark (while
-/// the reader is busy or asleep) costs an interrupt each (irq_work), which
-/// doubled the cost of a record when the reader fell behind. A reader that
-/// misses the wakeup loses nothing: poll(2) on the ring is readable while
-/// anything waits.
-fn ringbuf_output(a: &mut Asm, events: i32, wakeup_bytes: u32, quiet: &str) {
-    // Positive in an imm32: ring sizes are at most 2^31 bytes, a wakeup below that.
-    let wakeup = i32::try_from(wakeup_bytes).unwrap_or(i32::MAX);
-    a.comment("output: wake the reader if this record reaches the mark (r4 = flags)");
-    a.ld_map_fd(R1, events).mov64(R2, BPF_RB_AVAIL_DATA).call(Helper::RingbufQuery);
-    a.mov64(R4, BPF_RB_NO_WAKEUP).jmp(JmpOp::Jge, R0, wakeup, quiet);
-    a.add64(R0, R9).jmp(JmpOp::Jlt, R0, wakeup, quiet);
-    a.mov64(R4, BPF_RB_FORCE_WAKEUP);
-    a.label(quiet);
+/// Flags 0: the kernel wakes the reader only with a record written when the
+/// reader had read everything before it, the first after a quiet spell. trace
+/// reads a busy ring in batches a few ms apart (see session.rs, `gather_ms`),
+/// so that costs an interrupt (irq_work) per batch, not per record. (Waking it
+/// with every record past a mark instead, checked with bpf_ringbuf_query,
+/// cost an interrupt per record whenever the reader fell behind, and could miss
+/// the mark: records from two CPUs, or a header's 8 bytes, can step over it.)
+fn ringbuf_output(a: &mut Asm, events: i32) {
     a.comment("output: send the record to the ring buffer (r9 = its size)");
-    a.ld_map_fd(R1, events).mov64(R2, R10).add64(R2, REC as i32).mov64(R3, R9).call(Helper::RingbufOutput);
+    a.ld_map_fd(R1, events)
+        .mov64(R2, R10)
+        .add64(R2, REC as i32)
+        .mov64(R3, R9)
+        .mov64(R4, BPF_RB_ADAPTIVE_WAKEUP)
+        .call(Helper::RingbufOutput);
 }
 
 /// Temporaries an expression needs below the variables.
@@ -901,10 +893,7 @@ impl Gen<'_> {
         }
         match self.maps.output {
             Output::PerfRings => perf_output(&mut self.a, self.maps.events),
-            Output::Ringbuf { wakeup_bytes } => {
-                let quiet = self.label("quiet");
-                ringbuf_output(&mut self.a, self.maps.events, wakeup_bytes, &quiet)
-            }
+            Output::Ringbuf => ringbuf_output(&mut self.a, self.maps.events),
         }
         let a = &mut self.a;
         a.jmp(JmpOp::Jeq, R0, 0, &sent);

@@ -169,7 +169,7 @@ impl Maps {
 
     fn fds(&self, stacks: Option<&Map>, user: &[Map]) -> MapFds {
         let output = match self.events.map_type {
-            MapType::Ringbuf => Output::Ringbuf { wakeup_bytes: ringbuf_wakeup(self.events.max_entries) },
+            MapType::Ringbuf => Output::Ringbuf,
             _ => Output::PerfRings,
         };
         MapFds {
@@ -232,9 +232,8 @@ fn events_map(kernel: KernelVersion, pages: usize, online: usize, possible: u32)
     }
 }
 
-/// Wake the reader when an eighth of the ring is full (as the perf rings'
-/// watermark does): early enough to leave room while it works; the poll timeout
-/// bounds the latency when events are few.
+/// A drain of less than an eighth of the ring buffer (the perf rings'
+/// watermark) means records come slowly: the reader lets them gather.
 fn ringbuf_wakeup(ring_bytes: u32) -> u32 {
     (ring_bytes / 8).max(1)
 }
@@ -826,10 +825,12 @@ const GATHER_MS: u16 = 5;
 const GATHER_RATE: u32 = 400_000;
 
 /// How long to let records gather before reading the ring buffer again, in ms
-/// (0: poll it now). Its poll(2) is readable as soon as one record waits,
-/// unlike a perf ring's, which its watermark wakes: after a drain that found
-/// less than the wakeup amount, records come slowly, and reading them a few ms
-/// later in one batch is cheaper than coming back for each. As long as the ring
+/// (0: poll it now). Its poll(2) is readable as soon as one record waits, and
+/// the kernel wakes the reader with the first record after it caught up (flags
+/// 0 in the programs), unlike a perf ring, which its watermark wakes: after a
+/// drain that found less than an eighth of the ring, records come slowly, and
+/// reading them a few ms later in one batch is cheaper than coming back (and
+/// being woken, an interrupt in the traced process) for each. As long as the ring
 /// of `ring_bytes` takes at least that to fill at [`GATHER_RATE`]: the default
 /// ring (2 MiB on 2 CPUs) gathers 5 ms, rings under 400 KB not at all.
 /// `drained`: the bytes the last drain read.

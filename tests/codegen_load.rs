@@ -23,8 +23,7 @@ fn every_program_shape_loads() {
     let helpers = Helpers::for_kernel(kernel);
     let mut loaded = 0;
     // Both ways of sending records: the perf rings and the BPF ring buffer.
-    let outputs =
-        [(events.raw_fd(), Output::PerfRings), (ring.raw_fd(), Output::Ringbuf { wakeup_bytes: 8192 })];
+    let outputs = [(events.raw_fd(), Output::PerfRings), (ring.raw_fd(), Output::Ringbuf)];
     for ((events, output), ctx) in outputs.into_iter().flat_map(|o| [(o, Ctx::PtRegs), (o, Ctx::Tracepoint)])
     {
         let maps = MapFds {
