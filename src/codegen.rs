@@ -3,7 +3,8 @@
 //! Every program has the same four blocks, marked in its listing:
 //! filter (is this a process/thread we trace?), record (fill the record of
 //! [`crate::record`] on the stack), string (read the string argument, or retry the
-//! one the entry could not read), output (`bpf_perf_event_output`).
+//! one the entry could not read), output (`bpf_ringbuf_output` into the BPF ring
+//! buffer, or `bpf_perf_event_output` into the per-CPU perf rings; see [`Output`]).
 
 use crate::bpf_asm::{Asm, AsmError, Helper, JmpOp, Program, Reg, Size};
 use crate::record::{self, Flags};
@@ -321,11 +322,22 @@ impl ProgSpec {
     }
 }
 
+/// Where the programs send their records: the `events` map's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// `events` is a PERF_EVENT_ARRAY of per-CPU perf rings (any kernel).
+    PerfRings,
+    /// `events` is a RINGBUF (5.8+).
+    Ringbuf,
+}
+
 /// The file descriptors of the maps programs refer to.
 #[derive(Clone, Debug)]
 pub struct MapFds {
-    /// PERF_EVENT_ARRAY, one ring per CPU.
+    /// PERF_EVENT_ARRAY (one ring per CPU) or RINGBUF, as `output` says.
     pub events: i32,
+    /// What `events` is.
+    pub output: Output,
     /// HASH tgid (u32) -> 1 (u32): the traced processes.
     pub tgids: i32,
     /// HASH tid (u32) -> depth (u32): threads inside traced program functions.
@@ -361,6 +373,10 @@ impl Helpers {
 /// BPF_F_CURRENT_CPU (include/uapi/linux/bpf.h): the index meaning "this CPU's
 /// ring". Loaded with ld_imm64: a 64-bit mov of -1 would sign-extend it.
 const BPF_F_CURRENT_CPU: u64 = 0xffff_ffff;
+/// bpf_ringbuf_output flags 0: neither BPF_RB_NO_WAKEUP (1) nor
+/// BPF_RB_FORCE_WAKEUP (2) (include/uapi/linux/bpf.h), so the kernel decides
+/// (kernel/bpf/ringbuf.c: it wakes the reader when the reader had caught up).
+const BPF_RB_ADAPTIVE_WAKEUP: i32 = 0;
 /// BPF_ANY for map updates (include/uapi/linux/bpf.h).
 const BPF_ANY: i32 = 0;
 
@@ -435,6 +451,37 @@ pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers) -> Result<Prog
     g.stmts(&spec.body, true);
     g.a.label("out").mov64(R0, 0).exit();
     Ok(g.a.link()?)
+}
+
+/// Sends the record (r9 = its size) to this CPU's perf ring; r0 = 0 when sent.
+fn perf_output(a: &mut Asm, events: i32) {
+    a.comment("output: send the record to this CPU's ring (r9 = its size)");
+    a.mov64(R1, R6)
+        .ld_map_fd(R2, events)
+        .ld_imm64(R3, BPF_F_CURRENT_CPU)
+        .mov64(R4, R10)
+        .add64(R4, REC as i32)
+        .mov64(R5, R9)
+        .call(Helper::PerfEventOutput);
+}
+
+/// Sends the record (r9 = its size) to the BPF ring buffer; r0 = 0 when sent.
+///
+/// Flags 0: the kernel wakes the reader only with a record written when the
+/// reader had read everything before it, the first after a quiet spell. trace
+/// reads a busy ring in batches a few ms apart (see session.rs, `gather_ms`),
+/// so that costs an interrupt (irq_work) per batch, not per record. (Waking it
+/// with every record past a mark instead, checked with bpf_ringbuf_query,
+/// cost an interrupt per record whenever the reader fell behind, and could miss
+/// the mark: records from two CPUs, or a header's 8 bytes, can step over it.)
+fn ringbuf_output(a: &mut Asm, events: i32) {
+    a.comment("output: send the record to the ring buffer (r9 = its size)");
+    a.ld_map_fd(R1, events)
+        .mov64(R2, R10)
+        .add64(R2, REC as i32)
+        .mov64(R3, R9)
+        .mov64(R4, BPF_RB_ADAPTIVE_WAKEUP)
+        .call(Helper::RingbufOutput);
 }
 
 /// Temporaries an expression needs below the variables.
@@ -844,15 +891,11 @@ impl Gen<'_> {
         if e.depth == Depth::Exit {
             depth_exit(&mut self.a, self.maps, &suffix);
         }
+        match self.maps.output {
+            Output::PerfRings => perf_output(&mut self.a, self.maps.events),
+            Output::Ringbuf => ringbuf_output(&mut self.a, self.maps.events),
+        }
         let a = &mut self.a;
-        a.comment("output: send the record to this CPU's ring (r9 = its size)");
-        a.mov64(R1, R6)
-            .ld_map_fd(R2, self.maps.events)
-            .ld_imm64(R3, BPF_F_CURRENT_CPU)
-            .mov64(R4, R10)
-            .add64(R4, REC as i32)
-            .mov64(R5, R9)
-            .call(Helper::PerfEventOutput);
         a.jmp(JmpOp::Jeq, R0, 0, &sent);
         a.comment("dropped: the ring was full; count it (dropped[0] += 1 on this CPU)");
         a.st(Size::W, R10, KEY4, 0);

@@ -63,7 +63,8 @@ struct Cli {
     #[arg(short = 'T', long = "time")]
     timing: bool,
 
-    /// Data pages in each CPU's ring buffer (a power of two).
+    /// Data pages per CPU (a power of two): the BPF ring buffer gets this many times the CPUs
+    /// (rounded up to a power of two), each perf ring this many.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = power_of_two)]
     ring_pages: usize,
 

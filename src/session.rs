@@ -14,13 +14,14 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::bpf::{self, LoadedProgram, Map, MapType};
-use crate::codegen::{self, Ctx, Helpers, MapFds};
+use crate::codegen::{self, Ctx, Helpers, MapFds, Output};
 use crate::elf::ElfFile;
 use crate::explain::{self, story};
 use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::kernel::KernelVersion;
 use crate::output::{Formatter, OutputOpts, Sink};
 use crate::perf::ring::{Record as RingRecord, Ring};
+use crate::perf::ringbuf::{self, RingBuf};
 use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
 use crate::process::{self, Creds, Exit, HeldChild};
 use crate::record::Record;
@@ -154,10 +155,11 @@ struct Maps {
 }
 
 impl Maps {
-    fn create(cpus: u32) -> Result<Maps, Error> {
+    /// `events` is made already (see [`events_map`]).
+    fn create(events: Map) -> Result<Maps, Error> {
         let m = |t, k, v, n, name: &str| Map::create(t, k, v, n, name).map_err(Error::Bpf);
         Ok(Maps {
-            events: m(MapType::PerfEventArray, 4, 4, cpus, "events")?,
+            events,
             tgids: m(MapType::Hash, 4, 4, 4096, "tgids")?,
             depth: m(MapType::Hash, 4, 4, 16384, "depth")?,
             pending: m(MapType::Hash, 8, 8, 16384, "pending")?,
@@ -166,8 +168,13 @@ impl Maps {
     }
 
     fn fds(&self, stacks: Option<&Map>, user: &[Map]) -> MapFds {
+        let output = match self.events.map_type {
+            MapType::Ringbuf => Output::Ringbuf,
+            _ => Output::PerfRings,
+        };
         MapFds {
             events: self.events.raw_fd(),
+            output,
             tgids: self.tgids.raw_fd(),
             depth: self.depth.raw_fd(),
             pending: self.pending.raw_fd(),
@@ -190,6 +197,45 @@ impl Maps {
     fn add_tgid(&self, pid: u32) -> Result<(), Error> {
         self.tgids.update(&pid.to_ne_bytes(), &1u32.to_ne_bytes(), bpf::BPF_ANY).map_err(Error::Bpf)
     }
+}
+
+/// Tests and measurements only: `TRACE_PERF_RINGS=1` makes trace use the per-CPU
+/// perf rings, as on kernels without the BPF ring buffer.
+fn perf_rings_forced() -> bool {
+    std::env::var_os("TRACE_PERF_RINGS").is_some_and(|v| v == "1")
+}
+
+/// BPF_MAP_TYPE_RINGBUF and bpf_ringbuf_output came with Linux 5.8.
+const RINGBUF_SINCE: KernelVersion = KernelVersion::new(5, 8, 0);
+
+/// The `events` map: the BPF ring buffer of `pages` pages per online CPU (their
+/// product rounded up to a power of two) where the kernel has one, else a
+/// PERF_EVENT_ARRAY for the per-CPU perf rings (`possible`: the highest possible CPU + 1).
+fn events_map(kernel: KernelVersion, pages: usize, online: usize, possible: u32) -> Result<Map, Error> {
+    let perf = || Map::create(MapType::PerfEventArray, 4, 4, possible, "events").map_err(Error::Bpf);
+    if perf_rings_forced() || kernel < RINGBUF_SINCE {
+        return perf();
+    }
+    let bytes = ringbuf::ring_bytes(pages, online).ok_or_else(|| Error::Perf {
+        probe: "the ring buffer".into(),
+        err: crate::perf::PerfError::InvalidArgument(format!(
+            "--ring-pages {pages} on {online} CPUs makes a ring buffer over 2 GiB, the most a BPF ring \
+                 buffer holds: use fewer pages"
+        )),
+    })?;
+    match Map::create(MapType::Ringbuf, 0, 0, bytes, "events") {
+        Ok(map) => Ok(map),
+        // A kernel without the map type (a version string that misleads, or a
+        // backport without it) refuses it with EINVAL: use the perf rings.
+        Err(bpf::BpfError::Syscall { err, .. }) if err.raw_os_error() == Some(libc::EINVAL) => perf(),
+        Err(e) => Err(Error::Bpf(e)),
+    }
+}
+
+/// A drain of less than an eighth of the ring buffer (the perf rings'
+/// watermark) means records come slowly: the reader lets them gather.
+fn ringbuf_wakeup(ring_bytes: u32) -> u32 {
+    (ring_bytes / 8).max(1)
 }
 
 /// Why kernel functions cannot be probed here, or None if they can. trace
@@ -275,11 +321,19 @@ fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), Error> {
     }
 }
 
+/// What the programs write to and trace reads.
+enum Rings {
+    /// One perf ring per online CPU.
+    Perf(Vec<Ring>),
+    /// The BPF ring buffer of the `events` map.
+    Buffer(RingBuf),
+}
+
 /// Everything that must stay alive while tracing, in drop order: probes first.
 struct Live {
     attached: Vec<Attached>,
     _programs: Vec<LoadedProgram>,
-    rings: Vec<Ring>,
+    rings: Rings,
     maps: Maps,
 }
 
@@ -423,7 +477,9 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let possible =
         crate::perf::possible_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let online = crate::perf::online_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
-    let maps = Maps::create(possible.iter().max().map_or(1, |m| m + 1))?;
+    let events =
+        events_map(kernel, cfg.ring_pages, online.len(), possible.iter().max().map_or(1, |m| m + 1))?;
+    let maps = Maps::create(events)?;
     let stacks = match &show {
         Show::Script { lowered, .. } if lowered.stacks => Some(
             Map::create(MapType::StackTrace, 4, STACK_VALUE_SIZE, STACK_ENTRIES, "stacks")
@@ -441,8 +497,18 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     story::maps(&all_maps);
     explain::note(|| story::STEP_PROGRAMS.into());
     let programs = load_programs(&plan, &maps.fds(stacks.as_ref(), &user_maps), kernel)?;
-    explain::note(|| story::STEP_RINGS.into());
-    let rings = open_rings(&online, cfg.ring_pages, &maps)?;
+    let rings = match maps.events.map_type {
+        MapType::Ringbuf => {
+            explain::note(|| story::STEP_RINGBUF.into());
+            let ring = RingBuf::map(maps.events.as_fd(), maps.events.max_entries)
+                .map_err(|err| Error::Perf { probe: "the ring buffer".into(), err })?;
+            Rings::Buffer(ring)
+        }
+        _ => {
+            explain::note(|| story::STEP_RINGS.into());
+            Rings::Perf(open_rings(&online, cfg.ring_pages, &maps)?)
+        }
+    };
 
     if cfg.follow {
         // Orphaned descendants become our children, so we can wait for them all.
@@ -552,6 +618,10 @@ fn finish(
     possible: usize,
 ) -> Result<i32, Error> {
     let dropped = live.maps.dropped(possible);
+    let full = match live.rings {
+        Rings::Perf(_) => "a CPU's ring was full",
+        Rings::Buffer(_) => "the ring was full",
+    };
     drop(live); // detach everything before reporting
     let mut summary = summary?;
     summary.lost = summary.lost.max(dropped);
@@ -562,7 +632,7 @@ fn finish(
     }
     if summary.lost > 0 {
         eprintln!(
-            "trace: {} events lost: a CPU's ring was full ({} events shown). \
+            "trace: {} events lost: {full} ({} events shown). \
              Use a bigger ring (--ring-pages) or trace fewer probes.",
             summary.lost, summary.events
         );
@@ -762,6 +832,28 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
 /// earlier events first; everything is printed at the end anyway.
 const HOLD_NS: u64 = 20_000_000;
 const POLL_MS: u16 = 100;
+/// The longest the ring buffer's records may gather before trace reads them.
+const GATHER_MS: u16 = 5;
+/// The rate a gathering ring must survive: 400 MB/s, in bytes a millisecond
+/// (the lab's workload sends about 30 MB/s here).
+const GATHER_RATE: u32 = 400_000;
+
+/// How long to let records gather before reading the ring buffer again, in ms
+/// (0: poll it now). Its poll(2) is readable as soon as one record waits, and
+/// the kernel wakes the reader with the first record after it caught up (flags
+/// 0 in the programs), unlike a perf ring, which its watermark wakes: after a
+/// drain that found less than an eighth of the ring, records come slowly, and
+/// reading them a few ms later in one batch is cheaper than coming back (and
+/// being woken, an interrupt in the traced process) for each. As long as the ring
+/// of `ring_bytes` takes at least that to fill at [`GATHER_RATE`]: the default
+/// ring (2 MiB on 2 CPUs) gathers 5 ms, rings under 400 KB not at all.
+/// `drained`: the bytes the last drain read.
+fn gather_ms(drained: u64, ring_bytes: u32) -> u16 {
+    if drained == 0 || drained >= u64::from(ringbuf_wakeup(ring_bytes)) {
+        return 0;
+    }
+    u16::try_from(ring_bytes / GATHER_RATE).unwrap_or(u16::MAX).min(GATHER_MS)
+}
 
 /// Records ordered by (time, arrival) across the per-CPU rings. Records wait in
 /// slots, which are reused: each sample is decoded into a free slot's record,
@@ -820,13 +912,21 @@ fn monotonic_ns() -> u64 {
     }
 }
 
-fn drain(rings: &mut [Ring], merger: &mut Merger, lost: &mut u64) {
-    for ring in rings.iter_mut() {
-        ring.drain(|rec| match rec {
-            RingRecord::Sample(bytes) => merger.push(bytes),
-            RingRecord::Lost { lost: n, .. } => *lost += n,
-            RingRecord::Other { .. } => {}
-        });
+fn drain(rings: &mut Rings, merger: &mut Merger, lost: &mut u64) {
+    match rings {
+        Rings::Perf(rings) => {
+            for ring in rings.iter_mut() {
+                ring.drain(|rec| match rec {
+                    RingRecord::Sample(bytes) => merger.push(bytes),
+                    RingRecord::Lost { lost: n, .. } => *lost += n,
+                    RingRecord::Other { .. } => {}
+                });
+            }
+        }
+        // The ring buffer tells of no losses: the `dropped` counters do.
+        Rings::Buffer(ring) => {
+            ring.drain(|bytes| merger.push(bytes));
+        }
     }
 }
 
@@ -849,13 +949,20 @@ fn event_loop<S: Sink>(
         other => other.map_err(out_err),
     };
     loop {
-        let mut fds: Vec<PollFd> =
-            live.rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect();
+        let (mut fds, timeout): (Vec<PollFd>, u16) = match &live.rings {
+            Rings::Perf(rings) => {
+                (rings.iter().map(|r| PollFd::new(r.fd(), PollFlags::POLLIN)).collect(), POLL_MS)
+            }
+            Rings::Buffer(ring) => match gather_ms(ring.drained(), live.maps.events.max_entries) {
+                0 => (vec![PollFd::new(live.maps.events.as_fd(), PollFlags::POLLIN)], POLL_MS),
+                ms => (Vec::new(), ms),
+            },
+        };
         fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
         if let Some(p) = pidfd {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
         }
-        let _ = nix::poll::poll(&mut fds, PollTimeout::from(POLL_MS));
+        let _ = nix::poll::poll(&mut fds, PollTimeout::from(timeout));
         let pid_gone = pidfd.is_some() && fds.last().and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         drop(fds);
         let mut stop = pid_gone;
@@ -946,6 +1053,20 @@ mod tests {
             "{text}"
         );
         assert_eq!(e.exit_code(), 70);
+    }
+
+    #[test]
+    fn the_ring_buffer_gathers_only_slow_records_in_a_big_ring() {
+        let mib = 1 << 20;
+        // The default ring on 2 CPUs: 256 KiB wake the reader.
+        assert_eq!(ringbuf_wakeup(2 * mib), 256 * 1024);
+        assert_eq!(gather_ms(100, 2 * mib), 5);
+        assert_eq!(gather_ms(256 * 1024 - 8, 2 * mib), 5);
+        assert_eq!(gather_ms(256 * 1024, 2 * mib), 0, "a full wakeup's worth: read on");
+        assert_eq!(gather_ms(0, 2 * mib), 0, "nothing read: wait in poll");
+        assert_eq!(gather_ms(100, mib), 2);
+        assert_eq!(gather_ms(100, 256 * 1024), 0, "a small ring fills too fast");
+        assert_eq!(gather_ms(100, 1 << 31), 5);
     }
 
     #[test]

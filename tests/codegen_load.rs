@@ -4,8 +4,8 @@
 
 use trace::bpf::{load_program, Map, MapType, ProgType};
 use trace::codegen::{
-    generate, pt_regs, BinOp, Ctx, Depth, Emit, Expr, Filter, Helpers, MapFds, ProgSpec, Register, Space,
-    Stmt, StringOp, Value,
+    generate, pt_regs, BinOp, Ctx, Depth, Emit, Expr, Filter, Helpers, MapFds, Output, ProgSpec, Register,
+    Space, Stmt, StringOp, Value,
 };
 use trace::kernel::KernelVersion;
 
@@ -19,18 +19,23 @@ fn every_program_shape_loads() {
     let pending = Map::create(MapType::Hash, 8, 8, 64, "pending").unwrap();
     let dropped = Map::create(MapType::PercpuArray, 4, 8, 1, "dropped").unwrap();
     let stacks = Map::create(MapType::StackTrace, 4, 8 * 127, 64, "stacks").unwrap();
-    let maps = MapFds {
-        events: events.raw_fd(),
-        tgids: tgids.raw_fd(),
-        depth: depth.raw_fd(),
-        pending: pending.raw_fd(),
-        dropped: dropped.raw_fd(),
-        stacks: stacks.raw_fd(),
-        user: vec![],
-    };
+    let ring = Map::create(MapType::Ringbuf, 0, 0, 1 << 16, "events").unwrap();
     let helpers = Helpers::for_kernel(kernel);
     let mut loaded = 0;
-    for ctx in [Ctx::PtRegs, Ctx::Tracepoint] {
+    // Both ways of sending records: the perf rings and the BPF ring buffer.
+    let outputs = [(events.raw_fd(), Output::PerfRings), (ring.raw_fd(), Output::Ringbuf)];
+    for ((events, output), ctx) in outputs.into_iter().flat_map(|o| [(o, Ctx::PtRegs), (o, Ctx::Tracepoint)])
+    {
+        let maps = MapFds {
+            events,
+            output,
+            tgids: tgids.raw_fd(),
+            depth: depth.raw_fd(),
+            pending: pending.raw_fd(),
+            dropped: dropped.raw_fd(),
+            stacks: stacks.raw_fd(),
+            user: vec![],
+        };
         let v = |i: usize| match ctx {
             Ctx::PtRegs => Value::Reg(pt_regs::ARGS[i]),
             // Tracepoint fields start after the 8-byte common header.
@@ -63,7 +68,7 @@ fn every_program_shape_loads() {
         }
     }
     println!("{loaded} programs loaded on {kernel}");
-    assert_eq!(loaded, 2 * (3 * 5 * 3 * 2 + 4));
+    assert_eq!(loaded, 2 * 2 * (3 * 5 * 3 * 2 + 4));
 }
 
 /// The language's shapes: every expression, nested conditions, several records
@@ -79,6 +84,7 @@ fn every_expression_shape_loads() {
     let user = Map::create(MapType::Hash, 8, 8, 64, "AT_m").unwrap();
     let maps = MapFds {
         events: events.raw_fd(),
+        output: Output::PerfRings,
         tgids: tgids.raw_fd(),
         depth: depth.raw_fd(),
         pending: pending.raw_fd(),

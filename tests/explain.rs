@@ -260,11 +260,28 @@ fn explanation(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// How the records travel: the BPF ring buffer (this kernel's default) or the
+/// per-CPU perf rings (forced with TRACE_PERF_RINGS=1, as on kernels before 5.8).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rings {
+    Buffer,
+    Perf,
+}
+
+impl Rings {
+    /// The environment that selects them.
+    fn env(self) -> (&'static str, &'static str) {
+        ("TRACE_PERF_RINGS", if self == Rings::Perf { "1" } else { "0" })
+    }
+}
+
 /// Runs `trace ARGS` under `strace -f` in `dir` and reads both accounts.
-fn under_strace(args: &[&str], dir: &Path) -> Traced {
+fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
     let out_dir = temp_dir("strace");
     let prefix = out_dir.join("st");
+    let (var, value) = rings.env();
     let output = Command::new("strace")
+        .env(var, value)
         .args(["-v", "-ff", "-e", "trace=bpf,perf_event_open,ioctl,mmap,execve", "-o"])
         .arg(&prefix)
         .arg(TRACE)
@@ -281,10 +298,19 @@ fn under_strace(args: &[&str], dir: &Path) -> Traced {
             panic!("no strace file of the tracer in {}: {}", out_dir.display(), stderr(&output))
         });
     let mut seen: Vec<Call> = tracer.lines().filter_map(parse_call).collect();
-    // Only the mmaps of perf events: the others are the memory allocator's.
-    let perf_fds: BTreeSet<String> =
-        seen.iter().filter(|c| c.name == "perf_event_open").map(|c| c.result.clone()).collect();
-    seen.retain(|c| c.name != "mmap" || c.args.get(4).is_some_and(|fd| perf_fds.contains(fd)));
+    // Only the mmaps of perf events and of the ring buffer map: the others are
+    // the memory allocator's and the loader's. Descriptors are reused (the ring
+    // buffer's may have been a file the loader mapped), so only the mmaps after
+    // the descriptor became a ring count.
+    let mut ring_fds = BTreeSet::new();
+    seen.retain(|c| {
+        let is_ringbuf =
+            || c.args[0] == "BPF_MAP_CREATE" && norm(&fields(&c.args[1])["map_type"]) == "RINGBUF";
+        if c.name == "perf_event_open" || (c.name == "bpf" && is_ringbuf()) {
+            ring_fds.insert(c.result.clone());
+        }
+        c.name != "mmap" || c.args.get(4).is_some_and(|fd| ring_fds.contains(fd))
+    });
     let explained = explanation(&output).lines().filter_map(parse_call).collect();
     Traced { output, explained, seen }
 }
@@ -317,10 +343,23 @@ fn online_cpus() -> usize {
     trace::perf::online_cpus().unwrap().len()
 }
 
+fn page_size() -> usize {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).unwrap().unwrap() as usize
+}
+
 #[test]
 fn every_call_strace_sees_is_explained() {
+    every_call_explained(Rings::Buffer);
+}
+
+#[test]
+fn every_call_strace_sees_is_explained_with_perf_rings() {
+    every_call_explained(Rings::Perf);
+}
+
+fn every_call_explained(rings: Rings) {
     let dir = build_file_io("explain-strace");
-    let t = under_strace(&["--explain", "./file-io"], &dir);
+    let t = under_strace(&["--explain", "./file-io"], &dir, rings);
     assert!(t.output.status.success(), "{}", explanation(&t.output));
     assert_accounted(&t);
     // Not vacuous: the lab's probes, each loaded, attached and enabled.
@@ -336,11 +375,42 @@ fn every_call_strace_sees_is_explained() {
         ["\"depth\"", "\"dropped\"", "\"events\"", "\"pending\"", "\"tgids\""].map(String::from).into()
     );
     assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes);
-    assert_eq!(count(c, "perf_event_open", None), probes + online_cpus());
     let ioctls = |request: &str| c.iter().filter(|x| x.name == "ioctl" && x.args[1] == request).count();
     let (set, enable) = (ioctls("PERF_EVENT_IOC_SET_BPF"), ioctls("PERF_EVENT_IOC_ENABLE"));
     assert_eq!((count(c, "ioctl", None), set, enable), (2 * probes, probes, probes));
-    assert_eq!(count(c, "mmap", None), online_cpus());
+    let events =
+        c.iter().find(|x| x.args[0] == "BPF_MAP_CREATE" && x.line.contains("map_name=\"events\"")).unwrap();
+    let events_map = fields(&events.args[1]);
+    match rings {
+        Rings::Perf => {
+            assert_eq!(norm(&events_map["map_type"]), "PERF_EVENT_ARRAY");
+            assert_eq!(count(c, "perf_event_open", None), probes + online_cpus());
+            assert_eq!(count(c, "mmap", None), online_cpus());
+        }
+        Rings::Buffer => {
+            // One ring for all CPUs: the default 256 pages per CPU, rounded up
+            // to a power of two; no perf event of its own.
+            let page = page_size();
+            let size = (256 * page * online_cpus()).next_power_of_two();
+            assert_eq!(norm(&events_map["map_type"]), "RINGBUF");
+            assert_eq!((events_map["key_size"].as_str(), events_map["value_size"].as_str()), ("0", "0"));
+            assert_eq!(int(&events_map["max_entries"]), Some(size as i128));
+            assert_eq!(count(c, "perf_event_open", None), probes);
+            let mmaps: Vec<Vec<String>> =
+                c.iter().filter(|x| x.name == "mmap").map(|x| x.args.clone()).collect();
+            let fd = events.result.clone();
+            let want = |len: usize, prot: &str, offset: &str| -> Vec<String> {
+                ["NULL", &len.to_string(), prot, "MAP_SHARED", &fd, offset].map(String::from).to_vec()
+            };
+            assert_eq!(
+                mmaps,
+                vec![
+                    want(page, "PROT_READ|PROT_WRITE", "0"),
+                    want(page + 2 * size, "PROT_READ", &format!("{page:#x}"))
+                ]
+            );
+        }
+    }
     // The trace itself is unchanged by --explain, and comes after the explanation.
     assert_lines(&stdout_lines(&t.output), &lab_expected(has_kprobes()), "trace --explain ./file-io");
     let err = explanation(&t.output);
@@ -363,13 +433,29 @@ fn every_call_strace_sees_is_explained() {
 fn a_failing_call_is_explained_with_its_errno() {
     let dir = build_file_io("explain-fail");
     // A ring of 2^20 pages (4 GiB) per CPU: the kernel refuses the mmap.
-    let t = under_strace(&["--explain", "--ring-pages", "1048576", "-s", "open", "./file-io"], &dir);
+    let args = ["--explain", "--ring-pages", "1048576", "-s", "open", "./file-io"];
+    let t = under_strace(&args, &dir, Rings::Perf);
     assert_eq!(t.output.status.code(), Some(5), "{}", explanation(&t.output));
     assert_accounted(&t);
     let last = t.explained.last().expect("calls explained");
     assert_eq!(last.name, "mmap", "{}", last.line);
     assert_eq!(last.args[1], "4294971392");
     assert_eq!(last.result, "-1 ENOMEM (Cannot allocate memory)");
+    // The ring buffer would hold all CPUs' 4 GiB: more than max_entries (a u32)
+    // can say, so trace refuses before asking the kernel.
+    let t = under_strace(&args, &dir, Rings::Buffer);
+    assert_eq!(t.output.status.code(), Some(5), "{}", explanation(&t.output));
+    assert_accounted(&t);
+    assert_eq!(count(&t.explained, "bpf", Some("BPF_MAP_CREATE")), 0);
+    let last = explanation(&t.output).lines().last().unwrap_or_default().to_string();
+    assert_eq!(
+        last,
+        format!(
+            "trace: attaching the ring buffer: --ring-pages 1048576 on {} CPUs makes a ring buffer over 2 GiB, \
+             the most a BPF ring buffer holds: use fewer pages",
+            online_cpus()
+        )
+    );
 }
 
 // ---- Where each probe goes -----------------------------------------------------------
@@ -727,8 +813,10 @@ struct Background {
 }
 
 impl Background {
-    fn start(args: &[&str], dir: &Path) -> Background {
+    fn start(args: &[&str], dir: &Path, rings: Rings) -> Background {
+        let (var, value) = rings.env();
         let mut child = Command::new(TRACE)
+            .env(var, value)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::piped())
@@ -762,7 +850,7 @@ impl Background {
 }
 
 /// Loads programs by running the tracer, then checks each listing against bpftool.
-fn check_against_bpftool(tracer: &mut Background) -> Vec<Shown> {
+fn check_against_bpftool(tracer: &mut Background, rings: Rings) -> Vec<Shown> {
     tracer.wait_attached();
     let (progs, maps) = shown_programs(&tracer.seen);
     assert!(!progs.is_empty(), "no programs in:\n{}", tracer.seen.join("\n"));
@@ -815,26 +903,39 @@ fn check_against_bpftool(tracer: &mut Background) -> Vec<Shown> {
     // (the per-CPU lookup takes one of its two forms, by kernel version).
     rewrites.remove(&Rewrite::PercpuArrayLookupCall);
     rewrites.insert(Rewrite::PercpuArrayLookupInlined);
-    let all = [
+    let mut all: BTreeSet<Rewrite> = [
         Rewrite::MapFdToId,
         Rewrite::HelperAddress,
         Rewrite::HashLookupInlined,
         Rewrite::PercpuArrayLookupInlined,
         Rewrite::MapOpsDirectCall,
-        Rewrite::TracepointOutput,
-    ];
-    assert_eq!(rewrites, all.into_iter().collect(), "rewrites met");
+    ]
+    .into();
+    // bpf_ringbuf_output is the same helper in every program type.
+    if rings == Rings::Perf {
+        all.insert(Rewrite::TracepointOutput);
+    }
+    assert_eq!(rewrites, all, "rewrites met");
     progs
 }
 
 #[test]
 fn listings_match_the_kernels_copy_of_each_program() {
+    listings_match(Rings::Buffer);
+}
+
+#[test]
+fn listings_match_the_kernels_copy_with_perf_rings() {
+    listings_match(Rings::Perf);
+}
+
+fn listings_match(rings: Rings) {
     let bin = build_prog("waiter", &[]);
     let dir = bin.parent().unwrap();
     // waiter blocks reading stdin: the programs stay loaded until we close it.
-    let mut t =
-        Background::start(&["--explain", "-u", "work", "-L", "open", "-s", "open,close", "./waiter"], dir);
-    let progs = check_against_bpftool(&mut t);
+    let args = ["--explain", "-u", "work", "-L", "open", "-s", "open,close", "./waiter"];
+    let mut t = Background::start(&args, dir, rings);
+    let progs = check_against_bpftool(&mut t, rings);
     assert_eq!(progs.len(), 8);
     let all_comments: Vec<&String> = progs.iter().flat_map(|p| &p.comments).collect();
     for block in ["; filter:", "; string:", "; depth:"] {
@@ -864,8 +965,9 @@ fn listings_of_watch_mode_match_the_kernels_copy() {
     let bin = build_prog("waiter", &[]);
     let dir = bin.parent().unwrap();
     // --watch adds the entry-point program and filters on the traced processes.
-    let mut t = Background::start(&["--explain", "--watch", "./waiter", "-L", "open", "-s", "close"], dir);
-    let progs = check_against_bpftool(&mut t);
+    let args = ["--explain", "--watch", "./waiter", "-L", "open", "-s", "close"];
+    let mut t = Background::start(&args, dir, Rings::Buffer);
+    let progs = check_against_bpftool(&mut t, Rings::Buffer);
     assert_eq!(progs.len(), 5);
     assert!(progs.iter().any(|p| p.comments.iter().any(|c| c.starts_with("; register this process"))));
     assert!(progs

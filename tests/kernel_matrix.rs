@@ -370,7 +370,7 @@ fn check_lost_events(items: &Items, suite: &str) -> (u64, u64) {
     assert_eq!(
         err[1],
         format!(
-            "trace: {lost} events lost: a CPU's ring was full ({shown} events shown). \
+            "trace: {lost} events lost: the ring was full ({shown} events shown). \
              Use a bigger ring (--ring-pages) or trace fewer probes."
         ),
         "{suite}"

@@ -25,6 +25,29 @@ fn check_lab_run(binary: &str, tag: &str) {
     assert_eq!(written, "hello from file-io\n");
 }
 
+/// The BPF ring buffer (this kernel's default) and the per-CPU perf rings
+/// (TRACE_PERF_RINGS=1, what kernels before 5.8 get) give the same trace.
+#[test]
+fn lab_trace_through_the_ring_buffer_and_the_perf_rings() {
+    let dir = build_file_io("lab-rings");
+    let kprobes = has_kprobes();
+    for forced in ["0", "1"] {
+        let out = std::process::Command::new(TRACE)
+            .env("TRACE_PERF_RINGS", forced)
+            .args(["--explain", "./file-io"])
+            .current_dir(&dir)
+            .output()
+            .expect("trace runs");
+        let err = stderr(&out);
+        assert!(out.status.success(), "TRACE_PERF_RINGS={forced}: {err}");
+        assert_lines(&stdout_lines(&out), &lab_expected(kprobes), &format!("TRACE_PERF_RINGS={forced}"));
+        // And the records really took the way asked for.
+        let events = err.lines().find(|l| l.contains("map_name=\"events\"")).unwrap_or_default();
+        let want = if forced == "1" { "map_type=PERF_EVENT_ARRAY" } else { "map_type=RINGBUF" };
+        assert!(events.contains(want), "TRACE_PERF_RINGS={forced}: {events}");
+    }
+}
+
 #[test]
 fn lab_trace_of_pie_file_io() {
     check_lab_run("./file-io", "lab-pie");

@@ -360,7 +360,7 @@ fn lost_records_are_counted() {
     match lines.get(1) {
         Some(l) => {
             let want_tail = format!(
-                " events lost: a CPU's ring was full ({shown} events shown). \
+                " events lost: the ring was full ({shown} events shown). \
                  Use a bigger ring (--ring-pages) or trace fewer probes."
             );
             let lost: u64 = l

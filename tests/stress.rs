@@ -12,13 +12,16 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 /// Runs trace on `stress N` with its output going to a file (as `trace > out`
 /// would: a slow pipe reader would stall the tracer), sampling the tracer's
-/// resident memory meanwhile. Returns (lines, stderr, RSS samples in KiB).
-fn run(extra: &[&str], n: u64) -> (u64, String, Vec<u64>) {
+/// resident memory meanwhile. `perf_rings`: force the per-CPU perf rings
+/// (TRACE_PERF_RINGS=1) instead of this kernel's BPF ring buffer. Returns
+/// (lines, stderr, RSS samples in KiB).
+fn run_with(extra: &[&str], n: u64, perf_rings: bool) -> (u64, String, Vec<u64>) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = build_prog("stress", &[]);
     let dir = bin.parent().unwrap().to_path_buf();
     let out_path = dir.join("trace.out");
     let child = Command::new(TRACE)
+        .env("TRACE_PERF_RINGS", if perf_rings { "1" } else { "0" })
         .args(extra)
         .args(["-u", "tick", "./stress", &n.to_string()])
         .current_dir(&dir)
@@ -50,6 +53,10 @@ fn run(extra: &[&str], n: u64) -> (u64, String, Vec<u64>) {
         lines += 1;
     }
     (lines, stderr(&out), rss)
+}
+
+fn run(extra: &[&str], n: u64) -> (u64, String, Vec<u64>) {
+    run_with(extra, n, false)
 }
 
 fn lost_count(err: &str) -> u64 {
@@ -87,8 +94,17 @@ fn a_million_events_nothing_lost_memory_flat() {
 
 #[test]
 fn a_tiny_ring_reports_exactly_what_it_lost() {
+    tiny_ring(false);
+}
+
+#[test]
+fn tiny_perf_rings_report_exactly_what_they_lost() {
+    tiny_ring(true);
+}
+
+fn tiny_ring(perf_rings: bool) {
     let n = 200_000;
-    let (lines, err, _) = run(&["--ring-pages", "1"], n);
+    let (lines, err, _) = run_with(&["--ring-pages", "1"], n, perf_rings);
     let lost = lost_count(&err);
     println!("events shown: {lines}, lost: {lost}");
     assert!(lost > 0, "a one-page ring must overflow: {err}");

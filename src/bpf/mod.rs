@@ -55,14 +55,23 @@ pub enum MapType {
     PerfEventArray = 4,
     PercpuArray = 6,
     StackTrace = 7,
+    /// BPF_MAP_TYPE_RINGBUF (5.8+): max_entries is the ring's size in bytes.
+    Ringbuf = 27,
 }
 
 impl MapType {
     /// The type with this `enum bpf_map_type` value, if the tracer knows it.
     pub fn from_u32(v: u32) -> Option<MapType> {
-        [MapType::Hash, MapType::Array, MapType::PerfEventArray, MapType::PercpuArray, MapType::StackTrace]
-            .into_iter()
-            .find(|t| *t as u32 == v)
+        [
+            MapType::Hash,
+            MapType::Array,
+            MapType::PerfEventArray,
+            MapType::PercpuArray,
+            MapType::StackTrace,
+            MapType::Ringbuf,
+        ]
+        .into_iter()
+        .find(|t| *t as u32 == v)
     }
 
     /// The name without `BPF_MAP_TYPE_`, e.g. `PERF_EVENT_ARRAY`.
@@ -73,6 +82,7 @@ impl MapType {
             MapType::PerfEventArray => "PERF_EVENT_ARRAY",
             MapType::PercpuArray => "PERCPU_ARRAY",
             MapType::StackTrace => "STACK_TRACE",
+            MapType::Ringbuf => "RINGBUF",
         }
     }
 }

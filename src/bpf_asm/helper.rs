@@ -96,6 +96,8 @@ helpers! {
     RingbufSubmit = 132 => "bpf_ringbuf_submit",
     /// `void bpf_ringbuf_discard(data, flags)`
     RingbufDiscard = 133 => "bpf_ringbuf_discard",
+    /// `u64 bpf_ringbuf_query(ringbuf, flags)`
+    RingbufQuery = 134 => "bpf_ringbuf_query",
     /// `long bpf_get_task_stack(task, buf, size, flags)`
     GetTaskStack = 141 => "bpf_get_task_stack",
     /// `long bpf_copy_from_user(dst, size, user_ptr)` (sleepable programs)

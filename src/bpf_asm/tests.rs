@@ -670,6 +670,7 @@ fn helper_ids_and_names() {
         (Helper::ProbeReadUserStr, 114, "bpf_probe_read_user_str"),
         (Helper::ProbeReadKernelStr, 115, "bpf_probe_read_kernel_str"),
         (Helper::RingbufOutput, 130, "bpf_ringbuf_output"),
+        (Helper::RingbufQuery, 134, "bpf_ringbuf_query"),
     ];
     for &(h, id, name) in expected {
         assert_eq!(h.id(), id, "{h:?}");

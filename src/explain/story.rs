@@ -25,9 +25,14 @@ pub const STEP_PLAN: &str = "\n1. Planning: where each probe goes";
 pub const STEP_MAPS: &str = "\n2. Maps: the memory shared by the programs and trace";
 /// See [`STEP_PLAN`].
 pub const STEP_PROGRAMS: &str = "\n3. Programs: one per probe, checked by the verifier when loaded";
-/// See [`STEP_PLAN`].
+/// See [`STEP_PLAN`]: the per-CPU perf rings.
 pub const STEP_RINGS: &str = "\n4. Rings: one perf event per CPU receives what bpf_perf_event_output sends; \
 its ring is mapped into trace's memory and its fd stored in the `events` map";
+/// See [`STEP_PLAN`]: the BPF ring buffer.
+pub const STEP_RINGBUF: &str =
+    "\n4. Ring: the `events` map is the BPF ring buffer that bpf_ringbuf_output fills \
+from every CPU; trace maps its consumer page read-write (it writes consumer_pos there) and, one page \
+further, the producer page and the data area (mapped twice in a row by the kernel) read-only";
 /// See [`STEP_PLAN`].
 pub const STEP_ATTACH: &str = "\n5. Attaching: a perf event per probe, the program set on it, then enabled";
 /// The last note before the trace.
@@ -215,7 +220,7 @@ pub fn maps(maps: &[&Map]) {
                     m.raw_fd(),
                     info.id,
                     info.id,
-                    map_purpose(&m.name)
+                    map_purpose(m)
                 )
             }),
             Err(e) => note(|| format!("map `{}`: {e}", m.name)),
@@ -224,8 +229,11 @@ pub fn maps(maps: &[&Map]) {
 }
 
 /// What each map of the session is for.
-fn map_purpose(name: &str) -> &'static str {
-    match name {
+fn map_purpose(map: &Map) -> &'static str {
+    match map.name.as_str() {
+        "events" if map.map_type == crate::bpf::MapType::Ringbuf => {
+            "the ring buffer the programs send their records to (max_entries = its size in bytes)"
+        }
         "events" => "CPU number -> the fd of that CPU's ring",
         "tgids" => "the processes traced (tgid -> 1)",
         "depth" => "the threads inside a traced program function (tid -> depth)",

@@ -90,6 +90,8 @@ pub enum PerfError {
     Ioctl { request: &'static str, errno: Errno },
     /// mmap of a perf ring failed.
     Mmap { cpu: u32, bytes: usize, err: io::Error },
+    /// mmap of part of the BPF ring buffer failed (`offset` 0: the consumer page).
+    RingbufMmap { bytes: usize, offset: u64, err: io::Error },
 }
 
 impl PerfError {
@@ -122,7 +124,7 @@ impl PerfError {
             PerfError::Permission { errno, .. }
             | PerfError::Open { errno, .. }
             | PerfError::Ioctl { errno, .. } => Some(*errno),
-            PerfError::Io { err, .. } | PerfError::Mmap { err, .. } => {
+            PerfError::Io { err, .. } | PerfError::Mmap { err, .. } | PerfError::RingbufMmap { err, .. } => {
                 err.raw_os_error().map(Errno::from_raw)
             }
             _ => None,
@@ -169,6 +171,11 @@ impl fmt::Display for PerfError {
                 "cannot map the perf ring of CPU {cpu} ({bytes} bytes): {err}; if this is EPERM, the ring \
                  exceeds the locked-memory allowance (/proc/sys/kernel/perf_event_mlock_kb, `ulimit -l`): \
                  use a smaller ring or run as root"
+            ),
+            PerfError::RingbufMmap { bytes, offset, err } => write!(
+                f,
+                "cannot map the BPF ring buffer ({bytes} bytes at offset {offset}): {err}; use a smaller \
+                 ring (--ring-pages)"
             ),
         }
     }

@@ -2,12 +2,14 @@
 //! BPF programs write to.
 //!
 //! [`sys`] is the kernel boundary (the attr struct, the syscall, sysfs PMU files,
-//! ioctls), [`ring`] reads mmapped rings, [`cpus`] parses sysfs CPU lists. The
+//! ioctls), [`ring`] reads mmapped perf rings, [`ringbuf`] the BPF ring buffer,
+//! [`cpus`] parses sysfs CPU lists. The
 //! common functions are re-exported here.
 
 pub mod cpus;
 mod error;
 pub mod ring;
+pub mod ringbuf;
 pub mod sys;
 
 pub use cpus::{online_cpus, parse_cpu_list, possible_cpus};
