@@ -986,7 +986,7 @@ fn listings_of_watch_mode_match_the_kernels_copy() {
 fn a_scripts_calls_and_event_ids_are_explained() {
     let dir = build_file_io("explain-script");
     std::fs::copy(repo().join("tests/fixtures/lab.bt"), dir.join("lab.bt")).unwrap();
-    let t = under_strace(&["--explain", "lab.bt", "-c", "./file-io"], &dir);
+    let t = under_strace(&["--explain", "lab.bt", "-c", "./file-io"], &dir, Rings::Buffer);
     assert!(t.output.status.success(), "{}", explanation(&t.output));
     assert_accounted(&t);
     let c = &t.explained;

@@ -156,7 +156,7 @@ fn ring_input(data: &[u8]) -> (u64, u64, Vec<u8>) {
 /// errors) -> every program generated and linked. Errors are fine; a panic, an
 /// error without a message, or a program that does not link is not.
 pub fn lang_script(data: &[u8]) {
-    use trace::codegen::{generate, Helpers, MapFds};
+    use trace::codegen::{generate, Helpers, MapFds, Output};
     use trace::lang::lower::{lower, Env};
     let text = String::from_utf8_lossy(data);
     let program = match trace::lang::compile("fuzz.bt", &text, &trace::lang::NoSchema) {
@@ -176,7 +176,8 @@ pub fn lang_script(data: &[u8]) {
         retry_strings: true,
     };
     let Ok(lowered) = lower(&program.checked, &env) else { return };
-    let maps = MapFds {
+    let mut maps = MapFds {
+        output: Output::Ringbuf,
         events: 3,
         tgids: 4,
         depth: 5,
@@ -186,12 +187,15 @@ pub fn lang_script(data: &[u8]) {
         user: (0..program.checked.maps.len() as i32).map(|i| 9 + i).collect(),
     };
     let helpers = Helpers::for_kernel(trace::kernel::KernelVersion::new(6, 1, 0));
-    for probe in lowered.plan.probes.iter().chain(&lowered.plan.hidden) {
-        match generate(&probe.spec, &maps, helpers) {
-            Ok(prog) => assert!(!prog.insns.is_empty()),
-            // Too many variables for the stack is the user's; anything else is ours.
-            Err(trace::codegen::GenError::StackFull { .. }) => {}
-            Err(e) => panic!("{text:?}: {e}"),
+    for output in [Output::Ringbuf, Output::PerfRings] {
+        maps.output = output;
+        for probe in lowered.plan.probes.iter().chain(&lowered.plan.hidden) {
+            match generate(&probe.spec, &maps, helpers) {
+                Ok(prog) => assert!(!prog.insns.is_empty()),
+                // Too many variables for the stack is the user's; anything else is ours.
+                Err(trace::codegen::GenError::StackFull { .. }) => {}
+                Err(e) => panic!("{text:?}: {e}"),
+            }
         }
     }
 }
