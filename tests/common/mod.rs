@@ -192,3 +192,17 @@ pub fn lab_expected(with_kernel_functions: bool) -> Vec<String> {
     }
     out
 }
+
+/// A process a test started, killed and reaped when the test ends, also when
+/// an assertion fails first (it would otherwise outlive the test and keep its
+/// stdout open).
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
