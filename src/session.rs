@@ -869,7 +869,9 @@ struct Merger {
 
 impl Merger {
     /// Decodes a sample into a slot and queues it; malformed samples are dropped.
-    fn push(&mut self, sample: &[u8]) {
+    /// The sink hears of each record as it arrives (`Sink::arrived`), before
+    /// the hold that orders it.
+    fn push<S: Sink>(&mut self, sample: &[u8], sink: &mut S) {
         let slot = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -882,6 +884,7 @@ impl Merger {
             self.free.push(slot);
             return;
         }
+        sink.arrived(record);
         self.seq += 1;
         self.heap.push(Reverse((record.ktime, self.seq, slot)));
     }
@@ -912,12 +915,12 @@ fn monotonic_ns() -> u64 {
     }
 }
 
-fn drain(rings: &mut Rings, merger: &mut Merger, lost: &mut u64) {
+fn drain<S: Sink>(rings: &mut Rings, merger: &mut Merger, lost: &mut u64, sink: &mut S) {
     match rings {
         Rings::Perf(rings) => {
             for ring in rings.iter_mut() {
                 ring.drain(|rec| match rec {
-                    RingRecord::Sample(bytes) => merger.push(bytes),
+                    RingRecord::Sample(bytes) => merger.push(bytes, sink),
                     RingRecord::Lost { lost: n, .. } => *lost += n,
                     RingRecord::Other { .. } => {}
                 });
@@ -925,7 +928,7 @@ fn drain(rings: &mut Rings, merger: &mut Merger, lost: &mut u64) {
         }
         // The ring buffer tells of no losses: the `dropped` counters do.
         Rings::Buffer(ring) => {
-            ring.drain(|bytes| merger.push(bytes));
+            ring.drain(|bytes| merger.push(bytes, sink));
         }
     }
 }
@@ -991,9 +994,9 @@ fn event_loop<S: Sink>(
             }
         }
         let now = monotonic_ns();
-        drain(&mut live.rings, &mut merger, &mut summary.lost);
+        drain(&mut live.rings, &mut merger, &mut summary.lost, fmt);
         if stop {
-            drain(&mut live.rings, &mut merger, &mut summary.lost);
+            drain(&mut live.rings, &mut merger, &mut summary.lost, fmt);
             closed(merger.emit(None, fmt, &mut summary.events).and_then(|_| fmt.finish()))?;
             if let (Some(Target::Pid(p)), true) = (target, pid_gone) {
                 eprintln!("trace: process {p} exited");

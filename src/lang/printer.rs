@@ -3,7 +3,7 @@
 //! format kept here, print, time, exit. `BEGIN` and `END` run here too, on
 //! constants and trace's own `pid`/`comm`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
 
 use super::ast::UnOp;
@@ -28,6 +28,9 @@ pub struct Printer<'a, W: Write> {
     /// Loaded at the first kernel stack.
     kernel_symbols: Option<KernelSymbols>,
     user_symbols: UserSymbols,
+    /// The processes whose maps were read at their first record, when the
+    /// script takes user stacks (None when it takes none: nothing to read).
+    remembered: Option<HashSet<u32>>,
     /// Lines in order; one waiting for its string holds back those after it.
     queue: VecDeque<Line>,
     /// Buffers of lines already written, reused.
@@ -65,6 +68,11 @@ impl<'a, W: Write> Printer<'a, W> {
         stacks: Option<&'a Map>,
         maps: &'a [Map],
     ) -> Self {
+        let takes_user_stacks = lowered.events.iter().any(|e| match &e.action {
+            Action::Printf { args, .. } => args.iter().any(is_user_stack),
+            Action::Print(arg) => is_user_stack(arg),
+            _ => false,
+        });
         Printer {
             out,
             checked,
@@ -75,6 +83,7 @@ impl<'a, W: Write> Printer<'a, W> {
             maps,
             kernel_symbols: None,
             user_symbols: UserSymbols::new(),
+            remembered: takes_user_stacks.then(HashSet::new),
             queue: VecDeque::new(),
             spare: Vec::new(),
         }
@@ -203,7 +212,6 @@ impl<W: Write> Printer<'_, W> {
         let Some(event) = events.get(r.probe as usize) else {
             return Ok(false); // a stray id
         };
-        self.user_symbols.remember(r.tgid);
         let args = match &event.action {
             Action::Printf { args, .. } => args.as_slice(),
             Action::Print(arg) => std::slice::from_ref(arg),
@@ -248,6 +256,16 @@ fn render(line: &mut String, action: &Action, vals: &[Val]) {
 }
 
 impl<W: Write> Sink for Printer<'_, W> {
+    /// A process's maps are read once, when its first record arrives: early
+    /// enough to name its frames after it exits, never again per record.
+    fn arrived(&mut self, r: &Record) {
+        if let Some(seen) = &mut self.remembered {
+            if seen.insert(r.tgid) {
+                self.user_symbols.remember(r.tgid);
+            }
+        }
+    }
+
     fn event(&mut self, r: &Record) -> io::Result<bool> {
         // The table is lent out while the record is shown: no copy of the
         // event's format per record.
@@ -303,6 +321,10 @@ fn map_text(name: &str, key: Option<IntTy>, mut entries: Vec<(u64, i64)>) -> Str
         }
     }
     out
+}
+
+fn is_user_stack(arg: &Arg) -> bool {
+    matches!(arg, Arg::Stack { spec, .. } if !spec.kernel)
 }
 
 /// Cuts a string to at most `max` bytes, on a character boundary.
