@@ -1,7 +1,7 @@
 //! Probe planning: what the user asked for -> concrete attach points and the
 //! program description of each probe. Pure decisions; nothing is attached here.
 
-use crate::util::glob_match;
+use crate::util::{glob_match, is_glob};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -332,10 +332,6 @@ fn uprobe(path: &Path, sym: &elf::Symbol) -> Attach {
     Attach::Uprobe { path: path.to_path_buf(), offset: sym.offset, symbol: Box::new(sym.clone()) }
 }
 
-fn is_glob(s: &str) -> bool {
-    s.contains('*') || s.contains('?')
-}
-
 /// Plans every probe of `req` against `env`.
 pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
     let mut b = Builder { probes: Vec::new(), retry: !req.no_string_retry };
@@ -466,7 +462,7 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
     }
 
     for name in &req.kfuncs {
-        let addr = check_kernel_function(name, env)?;
+        let addr = check_kernel_function(name, env.kallsyms, env.filter_functions)?;
         if !env.kprobes {
             skipped.push(Skipped { what: name.clone(), why: env.no_kprobes_reason.clone() });
             continue;
@@ -534,15 +530,19 @@ fn fork_probe(tfs: &Tracefs, id: u32) -> Result<Probe, PlanError> {
 /// Checks that kernel function `name` exists (/proc/kallsyms) and may be traced
 /// (`available_filter_functions`), as far as those are readable; returns its
 /// address (0 when unknown).
-fn check_kernel_function(name: &str, env: &Env<'_>) -> Result<u64, PlanError> {
-    let addr = match env.kallsyms {
+pub fn check_kernel_function(
+    name: &str,
+    kallsyms: Option<&Kallsyms>,
+    filter_functions: Option<&FilterFunctions>,
+) -> Result<u64, PlanError> {
+    let addr = match kallsyms {
         Some(ks) => ks.function(name).ok_or_else(|| PlanError::KernelFunction {
             name: name.to_string(),
             close: ks.close_matches(name),
         })?,
         None => 0,
     };
-    match env.filter_functions {
+    match filter_functions {
         Some(ff) if !ff.contains(name) => Err(PlanError::NotTraceable {
             name: name.to_string(),
             list: ff.path().to_path_buf(),
@@ -600,13 +600,16 @@ mod tests {
         );
         let ff = FilterFunctions::parse("vfs_open\nvcs_open\ndo_int3\n", PathBuf::from("/t/aff"));
         let both = env(&target, Some(&ks), Some(&ff));
-        assert_eq!(check_kernel_function("vfs_open", &both).unwrap(), 0xffffffff81000010);
-        let misspelled = check_kernel_function("vfs_opn", &both).unwrap_err();
+        assert_eq!(
+            check_kernel_function("vfs_open", both.kallsyms, both.filter_functions).unwrap(),
+            0xffffffff81000010
+        );
+        let misspelled = check_kernel_function("vfs_opn", both.kallsyms, both.filter_functions).unwrap_err();
         assert_eq!(
             misspelled.to_string(),
             "no kernel function `vfs_opn` in /proc/kallsyms; did you mean `vfs_open`?"
         );
-        let refused = check_kernel_function("exc_int3", &both).unwrap_err();
+        let refused = check_kernel_function("exc_int3", both.kallsyms, both.filter_functions).unwrap_err();
         assert_eq!(
             refused.to_string(),
             "the kernel does not let kernel function `exc_int3` be traced: it is not in /t/aff \
@@ -614,16 +617,23 @@ mod tests {
         );
         // Without the filter list (EPERM on the project's VMs), kallsyms alone decides.
         let kallsyms_only = env(&target, Some(&ks), None);
-        assert_eq!(check_kernel_function("exc_int3", &kallsyms_only).unwrap(), 0xffffffff81000020);
+        assert_eq!(
+            check_kernel_function("exc_int3", kallsyms_only.kallsyms, kallsyms_only.filter_functions)
+                .unwrap(),
+            0xffffffff81000020
+        );
         // Without kallsyms, the filter list alone, with its suggestions.
         let list_only = env(&target, None, Some(&ff));
-        assert_eq!(check_kernel_function("vfs_open", &list_only).unwrap(), 0);
+        assert_eq!(
+            check_kernel_function("vfs_open", list_only.kallsyms, list_only.filter_functions).unwrap(),
+            0
+        );
         assert!(matches!(
-            check_kernel_function("vfs_opn", &list_only),
+            check_kernel_function("vfs_opn", list_only.kallsyms, list_only.filter_functions),
             Err(PlanError::NotTraceable { name, close, .. }) if name == "vfs_opn" && close == ["vfs_open"]
         ));
         let neither = env(&target, None, None);
-        assert_eq!(check_kernel_function("anything", &neither).unwrap(), 0);
+        assert_eq!(check_kernel_function("anything", neither.kallsyms, neither.filter_functions).unwrap(), 0);
     }
 
     #[test]

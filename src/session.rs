@@ -908,13 +908,6 @@ impl Merger {
     }
 }
 
-fn monotonic_ns() -> u64 {
-    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
-        Ok(t) => t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64,
-        Err(_) => 0,
-    }
-}
-
 fn drain<S: Sink>(rings: &mut Rings, merger: &mut Merger, lost: &mut u64, sink: &mut S) {
     match rings {
         Rings::Perf(rings) => {
@@ -993,7 +986,7 @@ fn event_loop<S: Sink>(
                 stop = true;
             }
         }
-        let now = monotonic_ns();
+        let now = crate::util::monotonic_ns();
         drain(&mut live.rings, &mut merger, &mut summary.lost, fmt);
         if stop {
             drain(&mut live.rings, &mut merger, &mut summary.lost, fmt);

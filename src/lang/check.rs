@@ -4,7 +4,7 @@
 //! kind (`retval` only in return probes, `args` only in tracepoints, ...).
 //! It reports every error it finds, not only the first.
 
-use crate::util::glob_match;
+use crate::util::{glob_match, is_glob};
 use std::collections::{HashMap, HashSet};
 
 use super::ast::*;
@@ -1210,10 +1210,6 @@ fn field_ty(f: &Field) -> Result<Ty, String> {
         1 | 2 | 4 | 8 => Ok(Ty::Int(IntTy { bits: (f.size * 8) as u8, signed: f.signed })),
         n => Err(format!("fields of {n} bytes are not supported yet")),
     }
-}
-
-fn is_glob(s: &str) -> bool {
-    s.contains(['*', '?'])
 }
 
 fn counted(n: usize, what: &str) -> String {

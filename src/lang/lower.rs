@@ -19,7 +19,7 @@ use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::plan::{Attach, Kind, Plan, Probe, Skipped};
 use crate::record;
 use crate::tracefs::{Field, Tracefs};
-use crate::util::glob_match;
+use crate::util::{glob_match, is_glob};
 
 /// What the lowering needs to know about the system.
 pub struct Env<'a> {
@@ -235,10 +235,6 @@ fn error(span: Span, message: String, help: Option<String>) -> Diagnostic {
     }
 }
 
-fn is_glob(s: &str) -> bool {
-    s.contains('*') || s.contains('?')
-}
-
 fn points(probe: &ast::Probe, env: &Env<'_>) -> Result<Resolved, Diagnostic> {
     let ret = probe.kind.is_return();
     match &probe.target {
@@ -301,30 +297,9 @@ fn kernel_points(
         }
         found
     } else {
-        let addr = match env.kallsyms {
-            Some(ks) => ks.function(&func.text).ok_or_else(|| {
-                let close = ks.close_matches(&func.text);
-                error(
-                    func.span,
-                    format!("no kernel function `{}` in /proc/kallsyms", func.text),
-                    did_you_mean(&close),
-                )
-            })?,
-            None => 0,
-        };
-        if let Some(ff) = env.filter_functions {
-            if !ff.contains(&func.text) {
-                return Err(error(
-                    func.span,
-                    format!(
-                        "the kernel does not let `{}` be traced: it is not in {} (notrace or noinstr functions are left out)",
-                        func.text,
-                        ff.path().display()
-                    ),
-                    did_you_mean(&ff.close_matches(&func.text)),
-                ));
-            }
-        }
+        // The planner's check, so that a name is judged alike in a script and with -k.
+        let addr = crate::plan::check_kernel_function(&func.text, env.kallsyms, env.filter_functions)
+            .map_err(|e| error(func.span, e.to_string(), None))?;
         vec![(func.text.clone(), addr)]
     };
     if let Some(why) = &env.no_kprobes {
@@ -345,14 +320,6 @@ fn kernel_points(
             })
             .collect(),
     ))
-}
-
-fn did_you_mean(close: &[String]) -> Option<String> {
-    match close {
-        [] => None,
-        [one] => Some(format!("did you mean `{one}`?")),
-        many => Some(format!("did you mean one of: {}?", many.join(", "))),
-    }
 }
 
 /// The file a uprobe's PATH names, as bpftrace finds it: a path (relative to

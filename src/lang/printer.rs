@@ -560,7 +560,7 @@ impl Interp<'_> {
                 Builtin::Pid | Builtin::Tid => int(u64::from(std::process::id())),
                 Builtin::Uid => int(u64::from(nix::unistd::getuid().as_raw())),
                 Builtin::Cpu => int(0),
-                Builtin::Nsecs => int(monotonic_ns()),
+                Builtin::Nsecs => int(crate::util::monotonic_ns()),
                 Builtin::Comm => Val::Str("trace".into()),
                 Builtin::Probe => Val::Str(self.name.into()),
                 // The checker allows neither in BEGIN/END.
@@ -587,13 +587,6 @@ impl Interp<'_> {
             }
             TKind::Field(_) | TKind::ReadStr { .. } | TKind::Stack(_) | TKind::Map { .. } => int(0),
         }
-    }
-}
-
-fn monotonic_ns() -> u64 {
-    match nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC) {
-        Ok(t) => t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64,
-        Err(_) => 0,
     }
 }
 
