@@ -1019,15 +1019,25 @@ fn pending_key(a: &mut Asm, pair: u32) {
     a.stx(Size::W, R10, KEY8, R7).st(Size::W, R10, KEY8 + 4, pair as i32);
 }
 
-fn read_into_record(a: &mut Asm, helper: Helper) {
+/// Reads the string at r8 into the record; r0 = what the helper returned. The
+/// record then ends with the string's NUL (r9 = its size): the ring carries the
+/// bytes read, not the whole 256-byte buffer.
+fn read_into_record(a: &mut Asm, helper: Helper, sfx: &str) {
+    let sized = format!("str_sized{sfx}");
     a.stx(Size::DW, R10, rec(record::OFF_STR_PTR), R8)
         .mov64(R1, R10)
         .add64(R1, rec(record::OFF_STR) as i32)
         .mov64(R2, record::STR_LEN as i32)
         .mov64(R3, R8)
         .call(helper)
-        .stx(Size::W, R10, rec(record::OFF_STR_RET), R0)
-        .mov64(R9, record::FULL_SIZE as i32);
+        .stx(Size::W, R10, rec(record::OFF_STR_RET), R0);
+    a.comment("string: the record ends after its NUL (r9 += the length read, at most 256)");
+    // The helper never returns more than it was given; the second test tells
+    // the verifier so, on every kernel.
+    a.jmp(JmpOp::Jsle, R0, 0, &sized)
+        .jmp(JmpOp::Jsgt, R0, record::STR_LEN as i32, &sized)
+        .add64(R9, R0)
+        .label(&sized);
 }
 
 fn read_string(a: &mut Asm, space: Space, pair: Option<u32>, maps: &MapFds, helpers: Helpers, sfx: &str) {
@@ -1036,7 +1046,7 @@ fn read_string(a: &mut Asm, space: Space, pair: Option<u32>, maps: &MapFds, help
         Space::Kernel => helpers.read_kernel_str,
     };
     let (ok, done) = (format!("str_ok{sfx}"), format!("str_done{sfx}"));
-    read_into_record(a, helper);
+    read_into_record(a, helper, sfx);
     a.jmp(JmpOp::Jsgt, R0, 0, &ok);
     let Some(pair) = pair else {
         a.ja(&done);
@@ -1062,7 +1072,7 @@ fn retry_string(a: &mut Asm, pair: u32, maps: &MapFds, helpers: Helpers, none: &
     a.jmp(JmpOp::Jeq, R0, 0, none);
     a.ldx(Size::DW, R8, R0, 0);
     map_delete(a, maps.pending, KEY8);
-    read_into_record(a, helpers.read_user_str);
+    read_into_record(a, helpers.read_user_str, &format!("_{none}"));
     a.st(Size::W, R10, rec(record::OFF_FLAGS), Flags::STR_RETRY.bits() as i32);
 }
 

@@ -15,7 +15,8 @@
 //!     80    4  str_ret    what bpf_probe_read_user_str returned (length with NUL, or -errno)
 //!     84    4  depth      program functions: the thread's nesting, kept by the kernel
 //!     88   16  comm       bpf_get_current_comm()
-//!    104  256  str        the string (only in records of probes that carry one)
+//!    104  ..256  str      the string and its NUL (only in records of probes that carry
+//!                         one; the record ends there: its length is 104 + str_ret)
 //! ```
 
 use bitflags::bitflags;
@@ -128,8 +129,10 @@ impl Record {
         }
         let str_ret = u32_at(b, OFF_STR_RET) as i32;
         let has_string = flags.intersects(Flags::STR_PRESENT | Flags::STR_RETRY) && str_ret > 0;
-        if has_string && b.len() >= FULL_SIZE {
-            let bytes = &b[FIXED_SIZE..FULL_SIZE];
+        // The string runs to its NUL, which the program's record ends with
+        // (perf rings pad it further); a record cut short ends it early.
+        if has_string && b.len() > FIXED_SIZE {
+            let bytes = &b[FIXED_SIZE..b.len().min(FULL_SIZE)];
             let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
             let text = self.string.get_or_insert_with(String::new);
             text.clear();
@@ -152,8 +155,9 @@ impl Record {
 
     /// Encodes a record as a program would (used by tests and benchmarks).
     pub fn encode(&self) -> Vec<u8> {
-        let full = self.string.is_some();
-        let mut b = vec![0u8; if full { FULL_SIZE } else { FIXED_SIZE }];
+        // As the programs send it: a string and its NUL end the record.
+        let len = self.string.as_ref().map_or(0, |s| s.len().min(STR_LEN - 1) + 1);
+        let mut b = vec![0u8; FIXED_SIZE + len];
         let put32 = |b: &mut Vec<u8>, off: i16, v: u32| {
             b[off as usize..off as usize + 4].copy_from_slice(&v.to_ne_bytes())
         };
@@ -209,10 +213,16 @@ mod tests {
             string: Some("output.txt".into()),
         };
         let bytes = r.encode();
-        assert_eq!(bytes.len(), FULL_SIZE);
+        assert_eq!(bytes.len(), FIXED_SIZE + 11, "the record ends with the string's NUL");
         assert_eq!(&bytes[0..4], &7u32.to_ne_bytes());
-        assert_eq!(&bytes[FIXED_SIZE..FIXED_SIZE + 10], b"output.txt");
+        assert_eq!(&bytes[FIXED_SIZE..], b"output.txt\0");
         assert_eq!(Record::decode(&bytes), Ok(r.clone()));
+        // A perf ring pads the sample; a record cut inside the string keeps what is there.
+        let mut padded = bytes.clone();
+        padded.resize(FIXED_SIZE + 16, 0);
+        assert_eq!(Record::decode(&padded), Ok(r.clone()));
+        let cut = Record::decode(&bytes[..FIXED_SIZE + 6]).unwrap();
+        assert_eq!(cut.string.as_deref(), Some("output"));
         // Decoding into a record already used gives the same, string included.
         let other = Record { string: None, comm: comm_bytes("a-longer-name"), depth: 9, ..r.clone() };
         let mut used = Record::decode(&other.encode()).unwrap();

@@ -74,6 +74,20 @@ fn trace_output(o: &Output, probes: usize) -> String {
     text(&o.stdout)
 }
 
+/// bpftrace 0.17 sometimes prints a second event after `exit()`: one another
+/// CPU had already queued when it read the exit. trace stops at the exit. So
+/// bpftrace's output must be ours (one event, then the two newlines of the end)
+/// with, at most, further events between the two.
+fn assert_first_event_matches(ours: &str, theirs: &str) {
+    let event = ours
+        .strip_suffix("\n\n")
+        .unwrap_or_else(|| panic!("trace's output does not end the bpftrace way: {ours:?}"));
+    assert!(
+        theirs.starts_with(event) && theirs.ends_with("\n\n"),
+        "bpftrace's first event differs:\n ours: {ours:?}\ntheirs: {theirs:?}"
+    );
+}
+
 const OPEN_ONE_LINER: &str =
     "tracepoint:syscalls:sys_enter_open { printf(\"did an open on %s\", str(args -> filename)); exit()}";
 const ECHO_ONE_LINER: &str = "tracepoint:syscalls:sys_enter_openat /comm==\"echo\"/ { printf(\"%s did an openat on %s\", comm, str(args -> filename)); exit()}";
@@ -86,7 +100,7 @@ fn the_lab_one_liner_on_open_prints_what_bpftrace_prints() {
     let theirs = bpftrace_output(&bpftrace(&["-e", OPEN_ONE_LINER, "-c", "./file-io"], &dir), 1);
     // exit() stops at the first of file-io's four opens; bpftrace ends with two newlines.
     assert_eq!(ours, "did an open on output.txt\n\n");
-    assert_eq!(ours, theirs);
+    assert_first_event_matches(&ours, &theirs);
 }
 
 #[test]
@@ -109,7 +123,12 @@ fn the_lab_one_liner_filtering_on_echo_prints_what_bpftrace_prints() {
     assert_eq!(ours, ["echo did an openat on /etc/ld.so.cache", ""]);
     let theirs = run(theirs);
     assert_eq!(&theirs[0], "Attaching 1 probe...");
-    assert_eq!(ours, theirs[1..]);
+    // An event bpftrace printed after exit() (see assert_first_event_matches)
+    // lands on the same line: the format has no newline.
+    assert!(
+        theirs[1].starts_with(&ours[0]) && theirs[2..] == ours[1..],
+        "ours: {ours:?}\ntheirs: {theirs:?}"
+    );
 }
 
 /// The lab's kstack one-liner with a tracepoint (this kernel has no kprobes):
@@ -121,7 +140,7 @@ fn kstack_prints_the_same_frames_as_bpftrace() {
     let program = "tracepoint:syscalls:sys_enter_openat /comm == \"fio-kstack\"/ { print(kstack()); printf(\"[%s]\\n\", kstack(perf, 2)); exit(); }";
     let ours = trace_output(&run_trace(&["-e", program, "-c", "./fio-kstack"], &dir), 1);
     let theirs = bpftrace_output(&bpftrace(&["-e", program, "-c", "./fio-kstack"], &dir), 1);
-    assert_eq!(ours, theirs);
+    assert_first_event_matches(&ours, &theirs);
     // A system call's stack ends in the syscall entry code, each frame indented by 8.
     let frames: Vec<&str> = ours.lines().skip(1).take_while(|l| !l.is_empty()).collect();
     assert!(frames.len() >= 3, "{ours}");
