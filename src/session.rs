@@ -473,43 +473,9 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         return Err(Error::NothingToTrace(plan.skipped));
     }
 
-    explain::note(|| story::STEP_MAPS.into());
     let possible =
         crate::perf::possible_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
     let online = crate::perf::online_cpus().map_err(|err| Error::Perf { probe: "CPU list".into(), err })?;
-    let events =
-        events_map(kernel, cfg.ring_pages, online.len(), possible.iter().max().map_or(1, |m| m + 1))?;
-    let maps = Maps::create(events)?;
-    let stacks = match &show {
-        Show::Script { lowered, .. } if lowered.stacks => Some(
-            Map::create(MapType::StackTrace, 4, STACK_VALUE_SIZE, STACK_ENTRIES, "stacks")
-                .map_err(Error::Bpf)?,
-        ),
-        _ => None,
-    };
-    let user_maps = match &show {
-        Show::Script { program, .. } => script_maps(&program.checked.maps)?,
-        Show::Flags(_) => Vec::new(),
-    };
-    let mut all_maps = vec![&maps.events, &maps.tgids, &maps.depth, &maps.pending, &maps.dropped];
-    all_maps.extend(stacks.as_ref());
-    all_maps.extend(user_maps.iter());
-    story::maps(&all_maps);
-    explain::note(|| story::STEP_PROGRAMS.into());
-    let programs = load_programs(&plan, &maps.fds(stacks.as_ref(), &user_maps), kernel)?;
-    let rings = match maps.events.map_type {
-        MapType::Ringbuf => {
-            explain::note(|| story::STEP_RINGBUF.into());
-            let ring = RingBuf::map(maps.events.as_fd(), maps.events.max_entries)
-                .map_err(|err| Error::Perf { probe: "the ring buffer".into(), err })?;
-            Rings::Buffer(ring)
-        }
-        _ => {
-            explain::note(|| story::STEP_RINGS.into());
-            Rings::Perf(open_rings(&online, cfg.ring_pages, &maps)?)
-        }
-    };
-
     if cfg.follow {
         // Orphaned descendants become our children, so we can wait for them all.
         process::become_subreaper();
@@ -523,13 +489,29 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         _ => None,
     };
     let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
-    if let Some(pid) = pid {
-        explain::note(|| story::traced_process(pid, child.is_some()));
-        maps.add_tgid(pid)?;
-    }
-    explain::note(|| story::STEP_ATTACH.into());
     let per_pid = if scope == Scope::Process { pid } else { None };
-    let attached = attach_all(&plan, &programs, per_pid, matches!(show, Show::Script { .. }))?;
+    let order = attach_order(&plan, matches!(show, Show::Script { .. }));
+    let (prepared, events) = std::thread::scope(|s| {
+        // The first uprobe's perf_event_open waits for an RCU grace period (the
+        // kernel's uprobe registration takes dup_mmap_sem for writing: 10-40 ms
+        // on a 2-CPU VM, the larger part of start-up). Opening the events on a
+        // second thread overlaps that wait with creating the maps and loading the
+        // programs; they meet in attach_programs. With --explain, one after the
+        // other, so the calls are told in order.
+        let opener = (!explain::enabled()).then(|| s.spawn(|| open_events(&plan, &order, per_pid)));
+        let prepared = prepare(cfg, kernel, &show, &plan, &online, &possible, pid, child.is_some());
+        let events = match opener {
+            Some(thread) => thread.join().expect("the thread opening the perf events panicked"),
+            None if prepared.is_ok() => {
+                explain::note(|| story::STEP_ATTACH.into());
+                open_events(&plan, &order, per_pid)
+            }
+            None => Ok(Vec::new()),
+        };
+        (prepared, events)
+    });
+    let (maps, stacks, user_maps, programs, rings) = prepared?;
+    let attached = attach_programs(&plan, &order, events?, &programs)?;
     explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, _programs: programs, rings, maps };
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
@@ -580,6 +562,58 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         }
     };
     finish(live, summary, child.as_mut(), possible.len())
+}
+
+/// The maps, the programs and the rings, ready to attach; the traced pid in `tgids`.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn prepare(
+    cfg: &Config,
+    kernel: KernelVersion,
+    show: &Show,
+    plan: &Plan,
+    online: &[u32],
+    possible: &[u32],
+    pid: Option<u32>,
+    held: bool,
+) -> Result<(Maps, Option<Map>, Vec<Map>, Vec<LoadedProgram>, Rings), Error> {
+    explain::note(|| story::STEP_MAPS.into());
+    let events =
+        events_map(kernel, cfg.ring_pages, online.len(), possible.iter().max().map_or(1, |m| m + 1))?;
+    let maps = Maps::create(events)?;
+    let stacks = match show {
+        Show::Script { lowered, .. } if lowered.stacks => Some(
+            Map::create(MapType::StackTrace, 4, STACK_VALUE_SIZE, STACK_ENTRIES, "stacks")
+                .map_err(Error::Bpf)?,
+        ),
+        _ => None,
+    };
+    let user_maps = match show {
+        Show::Script { program, .. } => script_maps(&program.checked.maps)?,
+        Show::Flags(_) => Vec::new(),
+    };
+    let mut all_maps = vec![&maps.events, &maps.tgids, &maps.depth, &maps.pending, &maps.dropped];
+    all_maps.extend(stacks.as_ref());
+    all_maps.extend(user_maps.iter());
+    story::maps(&all_maps);
+    explain::note(|| story::STEP_PROGRAMS.into());
+    let programs = load_programs(plan, &maps.fds(stacks.as_ref(), &user_maps), kernel)?;
+    let rings = match maps.events.map_type {
+        MapType::Ringbuf => {
+            explain::note(|| story::STEP_RINGBUF.into());
+            let ring = RingBuf::map(maps.events.as_fd(), maps.events.max_entries)
+                .map_err(|err| Error::Perf { probe: "the ring buffer".into(), err })?;
+            Rings::Buffer(ring)
+        }
+        _ => {
+            explain::note(|| story::STEP_RINGS.into());
+            Rings::Perf(open_rings(online, cfg.ring_pages, &maps)?)
+        }
+    };
+    if let Some(pid) = pid {
+        explain::note(|| story::traced_process(pid, held));
+        maps.add_tgid(pid)?;
+    }
+    Ok((maps, stacks, user_maps, programs, rings))
 }
 
 /// Lets the held command run.
@@ -769,27 +803,32 @@ fn injected_attach_failure(i: usize) -> Option<crate::perf::PerfError> {
         .then(|| crate::perf::PerfError::InvalidArgument("failure injected by TRACE_TEST_FAIL_ATTACH".into()))
 }
 
-/// Attaches every probe. `reverse`: last probe first. The kernel runs the
-/// programs of one attach point newest first, so a script's blocks on the same
-/// probe run in the script's order only when attached in reverse (as bpftrace
-/// does).
-fn attach_all(
-    plan: &Plan,
-    programs: &[LoadedProgram],
-    pid: Option<u32>,
-    reverse: bool,
-) -> Result<Vec<Attached>, Error> {
-    let mut out = Vec::with_capacity(programs.len());
-    let mut order: Vec<(&Probe, &LoadedProgram)> =
-        plan.probes.iter().chain(plan.hidden.iter()).zip(programs).collect();
+/// The probes (then the hidden ones, indexed as the programs are) in the order
+/// they are attached. `reverse`: last first. The kernel runs the programs of one
+/// attach point newest first, so a script's blocks on the same probe run in the
+/// script's order only when attached in reverse (as bpftrace does).
+fn attach_order(plan: &Plan, reverse: bool) -> Vec<usize> {
+    let n = plan.probes.len() + plan.hidden.len();
     if reverse {
-        order.reverse();
+        (0..n).rev().collect()
+    } else {
+        (0..n).collect()
     }
-    for (i, (p, prog)) in order.into_iter().enumerate() {
+}
+
+fn nth_probe(plan: &Plan, i: usize) -> &Probe {
+    plan.probes.iter().chain(plan.hidden.iter()).nth(i).expect("an index from attach_order")
+}
+
+/// Opens every probe's perf event in `order`, disabled: the kernel places the
+/// probe (a uprobe's breakpoint, the tracepoint's hook), but it fires only once
+/// [`attach_programs`] has set its program and enabled it. A failure closes the
+/// events opened before it.
+fn open_events(plan: &Plan, order: &[usize], pid: Option<u32>) -> Result<Vec<Attached>, Error> {
+    let mut out = Vec::with_capacity(order.len());
+    for (n, &i) in order.iter().enumerate() {
+        let p = nth_probe(plan, i);
         let err = |err| Error::Perf { probe: probe_label(p), err };
-        if let Some(e) = injected_attach_failure(i) {
-            return Err(err(e));
-        }
         // A uprobe for one pid fires only in that process; without a pid it is
         // system-wide (cpu 0 is enough: the program runs on every CPU). Kprobes
         // and tracepoints are always system-wide: the programs filter.
@@ -798,17 +837,41 @@ fn attach_all(
             _ => (-1, 0),
         };
         explain::note(|| story::attaching(p, pid, cpu));
-        let fd = match &p.attach {
-            Attach::Uprobe { path, offset, .. } => {
-                crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu).map_err(err)?
+        let opened = match (injected_attach_failure(n), &p.attach) {
+            (Some(e), _) => Err(e),
+            (None, Attach::Uprobe { path, offset, .. }) => {
+                crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu)
             }
-            Attach::Kprobe { func, .. } => crate::perf::open_kprobe(func, 0, p.ret).map_err(err)?,
-            Attach::Tracepoint { id, .. } => crate::perf::open_tracepoint(*id, -1, 0).map_err(err)?,
+            (None, Attach::Kprobe { func, .. }) => crate::perf::open_kprobe(func, 0, p.ret),
+            (None, Attach::Tracepoint { id, .. }) => crate::perf::open_tracepoint(*id, -1, 0),
         };
-        crate::perf::set_bpf_and_enable(fd.as_fd(), prog.as_fd()).map_err(err)?;
-        out.push(Attached { _event: fd });
+        match opened {
+            Ok(fd) => out.push(Attached { _event: fd }),
+            Err(e) => {
+                detach_all(out);
+                return Err(err(e));
+            }
+        }
     }
     Ok(out)
+}
+
+/// Sets each event's program, then enables it, in the order they were opened
+/// (`order`, as [`open_events`] got it). A failure detaches them all.
+fn attach_programs(
+    plan: &Plan,
+    order: &[usize],
+    events: Vec<Attached>,
+    programs: &[LoadedProgram],
+) -> Result<Vec<Attached>, Error> {
+    explain::note(|| story::SETTING_PROGRAMS.into());
+    for (event, &i) in events.iter().zip(order) {
+        if let Err(err) = crate::perf::set_bpf_and_enable(event._event.as_fd(), programs[i].as_fd()) {
+            detach_all(events);
+            return Err(Error::Perf { probe: probe_label(nth_probe(plan, i)), err });
+        }
+    }
+    Ok(events)
 }
 
 fn block_signals() -> Result<SignalFd, Error> {

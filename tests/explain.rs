@@ -501,7 +501,8 @@ fn attach_points_carry_the_numbers_of_elf_tracefs_and_kallsyms() {
     has(&format!(
         "#   file offset: st_value {value:#x} - sh_addr {sh_addr:#x} + sh_offset {sh_offset:#x} (.text) = {offset:#x}"
     ));
-    let open_native = format!("config=0 (entry), config1=\"{}\", config2={offset:#x}}}", exe.display());
+    let open_native =
+        format!("config=0 (entry), flags=DISABLED, config1=\"{}\", config2={offset:#x}}}", exe.display());
     assert!(
         lines.iter().any(|l| l.starts_with("perf_event_open(") && l.contains(&open_native)),
         "no perf_event_open with {open_native}:\n{err}"

@@ -34,7 +34,14 @@ pub const STEP_RINGBUF: &str =
 from every CPU; trace maps its consumer page read-write (it writes consumer_pos there) and, one page \
 further, the producer page and the data area (mapped twice in a row by the kernel) read-only";
 /// See [`STEP_PLAN`].
-pub const STEP_ATTACH: &str = "\n5. Attaching: a perf event per probe, the program set on it, then enabled";
+pub const STEP_ATTACH: &str =
+    "\n5. Attaching: a perf event per probe, opened disabled; then each gets its program and \
+is enabled";
+/// Between opening the events and setting their programs.
+pub const SETTING_PROGRAMS: &str = "each event gets its program (PERF_EVENT_IOC_SET_BPF) and starts firing \
+(PERF_EVENT_IOC_ENABLE). Without --explain, trace opens the events on a second thread while it creates the maps \
+and loads the programs: the first uprobe's perf_event_open waits for the kernel (an RCU grace period, tens of \
+ms), and that wait then hides the rest of the work";
 /// The last note before the trace.
 pub const OUTRO: &str =
     "\nThe probes are live. Closing the perf event fds (at exit) detaches them; closing the \

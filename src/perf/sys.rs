@@ -451,8 +451,11 @@ fn c_string(bytes: &[u8], what: &str) -> Result<CString, PerfError> {
 }
 
 /// The attr of a probe PMU event: `config1` points at `name`, `config2` is the offset.
+/// Opened disabled, as every probe event is: it fires only once it is enabled,
+/// after its program is set (see [`set_bpf_and_enable`]).
 fn probe_attr(pmu: &str, name: &CString, offset: u64, retprobe: bool) -> Result<PerfEventAttr, PerfError> {
     let mut attr = PerfEventAttr::new(pmu_type(pmu)?, 0);
+    attr.flags = AttrFlags::DISABLED;
     if retprobe {
         attr.config = 1 << pmu_retprobe_bit(pmu)?;
     }
@@ -488,9 +491,10 @@ pub fn open_kprobe(func: &str, offset: u64, retprobe: bool) -> Result<OwnedFd, P
     open_for(&attr, -1, 0, &names, || PerfTarget::Kprobe { func: func.into(), offset, retprobe })
 }
 
-/// A tracepoint by its tracefs id. For a BPF program use pid -1, cpu 0.
+/// A tracepoint by its tracefs id, opened disabled. For a BPF program use pid -1, cpu 0.
 pub fn open_tracepoint(id: u32, pid: i32, cpu: i32) -> Result<OwnedFd, PerfError> {
-    let attr = PerfEventAttr::new(PERF_TYPE_TRACEPOINT, u64::from(id));
+    let mut attr = PerfEventAttr::new(PERF_TYPE_TRACEPOINT, u64::from(id));
+    attr.flags = AttrFlags::DISABLED;
     open_for(&attr, pid, cpu, &AttrNames::default(), || PerfTarget::Tracepoint { id, pid })
 }
 
