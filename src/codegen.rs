@@ -215,6 +215,12 @@ pub struct Emit {
     pub values: Vec<Expr>,
     pub string: StringOp,
     pub depth: Depth,
+    /// The record carries the time (bpf_ktime_get_ns): for `-T`, and always
+    /// with per-CPU perf rings, whose records are merged by it. The ring buffer
+    /// keeps one order for all CPUs, so otherwise the clock is not read.
+    pub time: bool,
+    /// The record carries the command name (bpf_get_current_comm).
+    pub comm: bool,
 }
 
 /// Everything the generator needs to know about one probe.
@@ -245,8 +251,19 @@ impl ProgSpec {
             body.push(Stmt::Filter(filter));
         }
         let values = values.into_iter().map(Expr::Ctx).collect();
-        body.push(Stmt::Emit(Emit { id, values, string, depth }));
+        body.push(Stmt::Emit(Emit { id, values, string, depth, time: true, comm: true }));
         ProgSpec { ctx, body, vars: 0, floor: false }
+    }
+
+    /// Sets what the records carry besides their values (see [`Emit::time`],
+    /// [`Emit::comm`]): a record is made with both.
+    pub fn carrying(mut self, time: bool, comm: bool) -> Self {
+        for s in &mut self.body {
+            if let Stmt::Emit(e) = s {
+                (e.time, e.comm) = (time, comm);
+            }
+        }
+        self
     }
 
     /// A hidden probe that only grows the traced set.
@@ -908,16 +925,24 @@ impl Gen<'_> {
     }
 
     fn fill_record(&mut self, e: &Emit) {
+        let time = e.time || self.maps.output == Output::PerfRings;
         let a = &mut self.a;
-        a.comment("record: probe id, flags, tgid, tid, time");
+        a.comment(if time {
+            "record: probe id, flags, tgid, tid, time"
+        } else {
+            "record: probe id, flags, tgid, tid (time 0: the ring buffer keeps the order, and nothing shows it)"
+        });
         a.st(Size::W, R10, rec(record::OFF_PROBE), e.id as i32)
             .st(Size::W, R10, rec(record::OFF_FLAGS), 0)
             .mov64(R1, R7)
             .rsh64(R1, 32)
             .stx(Size::W, R10, rec(record::OFF_TGID), R1)
-            .stx(Size::W, R10, rec(record::OFF_TID), R7)
-            .call(Helper::KtimeGetNs)
-            .stx(Size::DW, R10, rec(record::OFF_KTIME), R0);
+            .stx(Size::W, R10, rec(record::OFF_TID), R7);
+        if time {
+            a.call(Helper::KtimeGetNs).stx(Size::DW, R10, rec(record::OFF_KTIME), R0);
+        } else {
+            a.st(Size::DW, R10, rec(record::OFF_KTIME), 0);
+        }
         a.comment("record: arguments / fields / return value");
         for i in 0..record::NVALS {
             let off = rec(record::OFF_VALS + 8 * i as i16);
@@ -937,12 +962,16 @@ impl Gen<'_> {
         }
         let a = &mut self.a;
         a.st(Size::DW, R10, rec(record::OFF_STR_PTR), 0).st(Size::DW, R10, rec(record::OFF_STR_RET), 0);
-        a.comment("record: command name");
-        a.mov64(R1, R10)
-            .add64(R1, rec(record::OFF_COMM) as i32)
-            .mov64(R2, record::COMM_LEN as i32)
-            .call(Helper::GetCurrentComm)
-            .mov64(R9, record::FIXED_SIZE as i32);
+        if e.comm {
+            a.comment("record: command name");
+            a.mov64(R1, R10)
+                .add64(R1, rec(record::OFF_COMM) as i32)
+                .mov64(R2, record::COMM_LEN as i32)
+                .call(Helper::GetCurrentComm);
+        } else {
+            a.st(Size::DW, R10, rec(record::OFF_COMM), 0).st(Size::DW, R10, rec(record::OFF_COMM) + 8, 0);
+        }
+        a.mov64(R9, record::FIXED_SIZE as i32);
     }
 }
 

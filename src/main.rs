@@ -316,6 +316,7 @@ fn main() -> ExitCode {
                 all_events: cli.all_events,
                 floor: cli.floor,
                 no_string_retry: cli.no_string_retry,
+                timing: cli.timing,
             };
             let output = OutputOpts { ret: cli.ret, timing: cli.timing, show_tid: cli.follow };
             (Some(target), Job::Flags { request, output })

@@ -80,6 +80,8 @@ pub struct Request {
     pub floor: bool,
     /// Do not read unreadable strings again at return (tests of the retry only).
     pub no_string_retry: bool,
+    /// The records carry their time (`-T` shows how long each call took).
+    pub timing: bool,
 }
 
 impl Request {
@@ -243,6 +245,8 @@ struct Builder {
     probes: Vec<Probe>,
     /// Read strings again at return when the entry could not (see [`StringOp`]).
     retry: bool,
+    /// The records carry their time (see [`Request::timing`]).
+    timing: bool,
 }
 
 impl Builder {
@@ -277,7 +281,11 @@ impl Builder {
             ret: false,
             func: func.to_string(),
             attach: eattach,
-            spec: ProgSpec { floor, ..ProgSpec::record(entry_id, ectx, filter, evals, string, depth(true)) },
+            spec: ProgSpec {
+                floor,
+                ..ProgSpec::record(entry_id, ectx, filter, evals, string, depth(true))
+                    .carrying(self.timing, show_comm)
+            },
             values: edesc,
             string_arg,
             show_comm,
@@ -294,7 +302,11 @@ impl Builder {
             ret: true,
             func: func.to_string(),
             attach: rattach,
-            spec: ProgSpec { floor, ..ProgSpec::record(ret_id, rctx, filter, rvals, string, depth(false)) },
+            spec: ProgSpec {
+                floor,
+                ..ProgSpec::record(ret_id, rctx, filter, rvals, string, depth(false))
+                    .carrying(self.timing, false)
+            },
             values: rdesc,
             string_arg: None,
             show_comm: false,
@@ -334,7 +346,7 @@ fn uprobe(path: &Path, sym: &elf::Symbol) -> Attach {
 
 /// Plans every probe of `req` against `env`.
 pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
-    let mut b = Builder { probes: Vec::new(), retry: !req.no_string_retry };
+    let mut b = Builder { probes: Vec::new(), retry: !req.no_string_retry, timing: req.timing };
     let mut skipped = Vec::new();
     let target = env.target;
     let canon = std::fs::canonicalize(target.path()).unwrap_or_else(|_| target.path().to_path_buf());

@@ -434,6 +434,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
                     all_events: request.all_events,
                     floor: request.floor,
                     no_string_retry: request.no_string_retry,
+                    timing: request.timing,
                     ..Request::lab()
                 }
             } else {
@@ -918,16 +919,20 @@ fn gather_ms(drained: u64, ring_bytes: u32) -> u16 {
     u16::try_from(ring_bytes / GATHER_RATE).unwrap_or(u16::MAX).min(GATHER_MS)
 }
 
-/// Records ordered by (time, arrival) across the per-CPU rings. Records wait in
-/// slots, which are reused: each sample is decoded into a free slot's record,
-/// keeping its string's allocation. The heap holds small keys (time, arrival,
-/// slot), so keeping it in order moves 24 bytes, not a record.
+/// Records ordered by (time, arrival) across the per-CPU perf rings; from the
+/// ring buffer, which has one order for all CPUs, by arrival alone (its records
+/// carry no time unless `-T` shows it), with no hold. Records wait in slots,
+/// which are reused: each sample is decoded into a free slot's record, keeping
+/// its string's allocation. The heap holds small keys (time, arrival, slot), so
+/// keeping it in order moves 24 bytes, not a record.
 #[derive(Default)]
 struct Merger {
     heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
     slots: Vec<Record>,
     free: Vec<usize>,
     seq: u64,
+    /// Per-CPU rings: merge by the records' time.
+    by_time: bool,
 }
 
 impl Merger {
@@ -949,7 +954,8 @@ impl Merger {
         }
         sink.arrived(record);
         self.seq += 1;
-        self.heap.push(Reverse((record.ktime, self.seq, slot)));
+        let time = if self.by_time { record.ktime } else { 0 };
+        self.heap.push(Reverse((time, self.seq, slot)));
     }
 
     /// Emits records older than `before` (all when None). Returns true when
@@ -998,7 +1004,7 @@ fn event_loop<S: Sink>(
     target: &Option<Target>,
     follow: bool,
 ) -> Result<Summary, Error> {
-    let mut merger = Merger::default();
+    let mut merger = Merger { by_time: matches!(live.rings, Rings::Perf(_)), ..Merger::default() };
     let mut summary = Summary::default();
     // A closed stdout (`trace ... | head`) ends the trace quietly; other write
     // errors are reported.

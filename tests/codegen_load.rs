@@ -51,8 +51,10 @@ fn every_program_shape_loads() {
         for filter in [Filter::None, Filter::Tgid, Filter::Inside] {
             for string in &strings {
                 for d in [Depth::None, Depth::Enter, Depth::Exit] {
-                    for values in [vec![], (0..6).map(v).collect()] {
-                        let spec = ProgSpec::record(1, ctx, filter, values, string.clone(), d);
+                    // With everything in the record, and with neither time nor comm.
+                    for (values, carry) in [(vec![], true), ((0..6).map(v).collect(), false)] {
+                        let spec = ProgSpec::record(1, ctx, filter, values, string.clone(), d)
+                            .carrying(carry, carry);
                         load(&spec, &maps, helpers, kernel);
                         loaded += 1;
                     }
@@ -128,7 +130,9 @@ fn every_expression_shape_loads() {
             exprs.push(bin(op, signed, Expr::Nsecs, bin(Add, false, Expr::Uid, arg(1))));
         }
     }
-    let emit = |id, values: Vec<Expr>, string| Stmt::Emit(Emit { id, values, string, depth: Depth::None });
+    let emit = |id, values: Vec<Expr>, string| {
+        Stmt::Emit(Emit { id, values, string, depth: Depth::None, time: true, comm: true })
+    };
     for (i, e) in exprs.iter().enumerate() {
         let body = vec![
             Stmt::Assign { var: 0, value: Expr::Nsecs },

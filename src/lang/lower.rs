@@ -200,6 +200,8 @@ fn add_refills(out: &mut Lowered, attach: Attach, func: String, entries: &[u32])
             values: Vec::new(),
             string: StringOp::Refill { pair: entry },
             depth: Depth::None,
+            time: false,
+            comm: false,
         }));
     }
     if let Some(ret) = out.plan.probes.iter_mut().find(|p| p.ret && p.attach == attach) {
@@ -518,7 +520,10 @@ impl Lowerer<'_> {
                 (TKind::Str(s), _) => Arg::Const(Const::Str(s.clone())),
                 (TKind::Builtin(Builtin::Probe), _) => Arg::Const(Const::Str(self.point.name.clone())),
                 (TKind::Builtin(Builtin::Func), _) => Arg::Const(Const::Str(self.point.func.clone())),
-                (TKind::Builtin(Builtin::Comm), _) => Arg::Comm,
+                (TKind::Builtin(Builtin::Comm), _) => {
+                    emit.comm = true;
+                    Arg::Comm
+                }
                 (TKind::ReadStr { ptr, len }, _) => {
                     let max = match len.as_deref().map(|l| &l.kind) {
                         None => None,
@@ -683,7 +688,14 @@ impl Lowerer<'_> {
 impl Emit {
     /// An emit with nothing in it yet (its id is given by [`Lowerer::emit`]).
     fn default_for() -> Emit {
-        Emit { id: 0, values: Vec::new(), string: StringOp::None, depth: Depth::None }
+        Emit {
+            id: 0,
+            values: Vec::new(),
+            string: StringOp::None,
+            depth: Depth::None,
+            time: false,
+            comm: false,
+        }
     }
 }
 

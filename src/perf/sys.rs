@@ -732,6 +732,10 @@ mod tests {
         let (exe, offset) = own_function_offset("trace_perf_test_uprobe_target");
         let entry = open_uprobe(&exe, offset, false, 0, -1).unwrap_or_else(|e| panic!("{e}"));
         let ret = open_uprobe(&exe, offset, true, 0, -1).unwrap_or_else(|e| panic!("{e}"));
+        // Opened disabled: calls before the enable are not counted.
+        assert_eq!(trace_perf_test_uprobe_target(1), 4);
+        enable(entry.as_fd()).unwrap();
+        enable(ret.as_fd()).unwrap();
         let mut sum = 0u64;
         for i in 0..17 {
             sum = sum.wrapping_add(trace_perf_test_uprobe_target(i));
@@ -793,10 +797,10 @@ mod tests {
             rec.text(),
             format!(
                 "read(\"/sys/bus/event_source/devices/uprobe/type\") = \"{uprobe}\\n\"\n\
-                 perf_event_open({{type=uprobe({uprobe}), size=136, config=0 (entry), config1=\"/\", config2=0x10}}, \
+                 perf_event_open({{type=uprobe({uprobe}), size=136, config=0 (entry), flags=DISABLED, config1=\"/\", config2=0x10}}, \
                  pid=-1, cpu=0, group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC) = -1 EINVAL (Invalid argument)\n\
                  read(\"{}\") = \"{id}\\n\"\n\
-                 perf_event_open({{type=PERF_TYPE_TRACEPOINT(2), size=136, config={id}}}, pid=-1, cpu=0, \
+                 perf_event_open({{type=PERF_TYPE_TRACEPOINT(2), size=136, config={id}, flags=DISABLED}}, pid=-1, cpu=0, \
                  group_fd=-1, flags=PERF_FLAG_FD_CLOEXEC) = {fd}\n\
                  ioctl({fd}, PERF_EVENT_IOC_SET_BPF, {null}) = -1 EINVAL (Invalid argument)\n\
                  ioctl({fd}, PERF_EVENT_IOC_ENABLE, 0) = 0\n",
