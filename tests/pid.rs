@@ -10,7 +10,7 @@ fn attach_to_a_running_process_until_ctrl_c() {
     let bin = build_prog("lifecycle", &[]);
     let mut target = KillOnDrop(Command::new(&bin).args(["tick", "100000"]).spawn().unwrap());
     std::thread::sleep(Duration::from_millis(200));
-    let pid = target.0.id().to_string();
+    let pid = target.id().to_string();
     let (tracer, mut out) = spawn_trace(&["-p", &pid, "-u", "lc_step"], bin.parent().unwrap());
     let lines = read_lines(&mut out, 8);
     // A call already running when the probes attach shows only one half (its
@@ -27,14 +27,14 @@ fn attach_to_a_running_process_until_ctrl_c() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("Attaching 2 probes..."), "{err}");
     // The process was not harmed: it is still running, untraced.
-    assert!(target.0.try_wait().unwrap().is_none(), "the traced process survives the tracer");
+    assert!(target.try_wait().unwrap().is_none(), "the traced process survives the tracer");
 }
 
 #[test]
 fn the_trace_ends_when_the_process_exits() {
     let bin = build_prog("lifecycle", &[]);
     let mut target = KillOnDrop(Command::new(&bin).args(["tick", "10"]).spawn().unwrap());
-    let pid = target.0.id();
+    let pid = target.id();
     let out = Command::new(TRACE).args(["-p", &pid.to_string(), "-u", "lc_step"]).output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
@@ -46,5 +46,5 @@ fn the_trace_ends_when_the_process_exits() {
     let whole = &lines[first..];
     let tail = if whole.len() % 2 == 1 { &whole[..whole.len() - 1] } else { whole };
     assert!(tail.chunks(2).all(|p| p == ["> lc_step", "< lc_step"]), "{lines:?}");
-    target.0.wait().unwrap();
+    target.wait().unwrap();
 }

@@ -62,8 +62,9 @@ pub fn trace(args: &[&str], cwd: &Path) -> Output {
 
 /// Starts trace with these arguments in `cwd`, its stdout and stderr piped, for a
 /// test that acts while it runs. Returns the tracer and a reader on its stdout;
-/// dropping the reader closes the pipe, as `trace ... | head -1` does.
-pub fn spawn_trace(args: &[&str], cwd: &Path) -> (Child, BufReader<ChildStdout>) {
+/// dropping the reader closes the pipe, as `trace ... | head -1` does. A test
+/// that fails before [`finish`] leaves no tracer behind (see [`KillOnDrop`]).
+pub fn spawn_trace(args: &[&str], cwd: &Path) -> (KillOnDrop, BufReader<ChildStdout>) {
     let mut child = Command::new(TRACE)
         .args(args)
         .current_dir(cwd)
@@ -72,7 +73,7 @@ pub fn spawn_trace(args: &[&str], cwd: &Path) -> (Child, BufReader<ChildStdout>)
         .spawn()
         .expect("trace starts");
     let out = BufReader::new(child.stdout.take().expect("stdout is piped"));
-    (child, out)
+    (KillOnDrop(child), out)
 }
 
 /// The next `n` lines a running tracer prints, without their line ends (an empty
@@ -120,7 +121,7 @@ pub fn send_signal(child: &Child, sig: nix::sys::signal::Signal) {
 /// Waits for a tracer started by `spawn_trace` to end; returns its status and
 /// what it printed that was not read yet (both pipes read at once, so a full
 /// stderr cannot block it).
-pub fn finish(mut child: Child, mut out: BufReader<ChildStdout>) -> Output {
+pub fn finish(mut child: KillOnDrop, mut out: BufReader<ChildStdout>) -> Output {
     let mut err = child.stderr.take().expect("stderr is piped");
     let (stdout, stderr) = std::thread::scope(|s| {
         let reader = s.spawn(move || read_all(&mut err));
@@ -197,6 +198,19 @@ pub fn lab_expected(with_kernel_functions: bool) -> Vec<String> {
 /// an assertion fails first (it would otherwise outlive the test and keep its
 /// stdout open).
 pub struct KillOnDrop(pub std::process::Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
