@@ -410,14 +410,28 @@ fn pmu_dir(pmu: &str) -> Result<PathBuf, PerfError> {
     Ok(Path::new(EVENT_SOURCE_DEVICES).join(pmu))
 }
 
-/// Reads a sysfs file of `pmu`; a missing PMU directory is NoPmu.
+thread_local! {
+    /// The PMU files this thread has read: a PMU's type and format do not change
+    /// while it runs, and a session opens many probes of one PMU. Per thread, so
+    /// that each explained run (and each test) shows its own first read.
+    static PMU_FILES: std::cell::RefCell<Vec<(PathBuf, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Reads a sysfs file of `pmu` (once per thread); a missing PMU directory is NoPmu.
 fn read_pmu_file(pmu: &str, file: &str) -> Result<(PathBuf, String), PerfError> {
     let dir = pmu_dir(pmu)?;
     let path = dir.join(file);
+    let known = PMU_FILES.with(|f| f.borrow().iter().find(|(p, _)| *p == path).map(|(_, t)| t.clone()));
+    if let Some(text) = known {
+        return Ok((path, text));
+    }
     let read = std::fs::read_to_string(&path);
     explain::read_file(&path, &read);
     match read {
-        Ok(text) => Ok((path, text)),
+        Ok(text) => {
+            PMU_FILES.with(|f| f.borrow_mut().push((path.clone(), text.clone())));
+            Ok((path, text))
+        }
         Err(_) if !dir.is_dir() => Err(PerfError::NoPmu(pmu.to_string())),
         Err(err) => Err(PerfError::Io { path, err }),
     }
@@ -781,7 +795,13 @@ mod tests {
 
     #[test]
     fn calls_are_explained_with_their_errors() {
-        let uprobe = pmu_type("uprobe").unwrap();
+        // Read here, not with pmu_type: that would keep it for this thread, and the
+        // recording below must show the read.
+        let uprobe: u32 = std::fs::read_to_string("/sys/bus/event_source/devices/uprobe/type")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         let rec = crate::explain::record();
         assert!(open_uprobe(Path::new("/"), 0x10, false, -1, 0).is_err());
         let t = crate::tracefs::Tracefs::open().unwrap_or_else(|e| panic!("{e}"));
