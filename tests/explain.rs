@@ -1010,3 +1010,34 @@ fn a_scripts_calls_and_event_ids_are_explained() {
     );
     assert!(text.contains(", uprobe:libc:open): `printf(\".. enter open(%s)\\n\", str(arg0))`"), "{text}");
 }
+
+/// A program reads the clock only when the records need their time (`-T`, or
+/// the per-CPU perf rings, merged by it), and the command name only where a
+/// line shows it (the lab's ext4_file_open, a script's `comm`): each costs
+/// 50-70 ns a program. Counted in the listings of real runs.
+#[test]
+fn programs_read_the_clock_and_the_command_name_only_when_shown() {
+    let dir = build_file_io("explain-carry");
+    let calls = |args: &[&str], perf_rings: bool| -> (usize, usize, usize) {
+        let out = Command::new(TRACE)
+            .args(["--explain"])
+            .args(args)
+            .current_dir(&dir)
+            .env("TRACE_PERF_RINGS", if perf_rings { "1" } else { "0" })
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let err = explanation(&out);
+        let n = |what: &str| err.lines().filter(|l| l.contains(what)).count();
+        (n("BPF_PROG_LOAD"), n("call bpf_ktime_get_ns#"), n("call bpf_get_current_comm#"))
+    };
+    // -u native -s openat: four programs, none showing a time or a command.
+    assert_eq!(calls(&["-u", "native", "-s", "openat", "./file-io"], false), (4, 0, 0));
+    assert_eq!(calls(&["-T", "-u", "native", "-s", "openat", "./file-io"], false), (4, 4, 0));
+    assert_eq!(calls(&["-u", "native", "-s", "openat", "./file-io"], true), (4, 4, 0));
+    // A script: the predicate reads comm to compare it, the printf to show it;
+    // exit()'s record carries neither.
+    let script =
+        "tracepoint:syscalls:sys_enter_openat /comm == \"file-io\"/ { printf(\"%s\\n\", comm); exit(); }";
+    assert_eq!(calls(&["-e", script, "-c", "./file-io"], false), (1, 0, 2));
+}
