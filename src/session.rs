@@ -892,8 +892,9 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Records wait this long before printing, so a slower CPU's ring can deliver
-/// earlier events first; everything is printed at the end anyway.
+/// Records from per-CPU perf rings wait this long before printing, so a slower
+/// CPU's ring can deliver earlier events first; everything is printed at the end
+/// anyway. (The ring buffer's records are ordered by arrival: none waits.)
 const HOLD_NS: u64 = 20_000_000;
 const POLL_MS: u16 = 100;
 /// The longest the ring buffer's records may gather before trace reads them.
