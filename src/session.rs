@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -492,6 +493,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
     let per_pid = if scope == Scope::Process { pid } else { None };
     let order = attach_order(&plan, matches!(show, Show::Script { .. }));
+    let give_up = AtomicBool::new(false);
     let (prepared, events) = std::thread::scope(|s| {
         // The first uprobe's perf_event_open waits for an RCU grace period (the
         // kernel's uprobe registration takes dup_mmap_sem for writing: 10-40 ms
@@ -499,19 +501,31 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         // second thread overlaps that wait with creating the maps and loading the
         // programs; they meet in attach_programs. With --explain, one after the
         // other, so the calls are told in order.
-        let opener = (!explain::enabled()).then(|| s.spawn(|| open_events(&plan, &order, per_pid)));
+        let opener =
+            (!explain::enabled()).then(|| s.spawn(|| open_events(&plan, &order, per_pid, Some(&give_up))));
         let prepared = prepare(cfg, kernel, &show, &plan, &online, &possible, pid, child.is_some());
+        // On an error the opener stops at its next probe: fewer events to close.
+        give_up.store(prepared.is_err(), Ordering::Relaxed);
         let events = match opener {
             Some(thread) => thread.join().expect("the thread opening the perf events panicked"),
             None if prepared.is_ok() => {
                 explain::note(|| story::STEP_ATTACH.into());
-                open_events(&plan, &order, per_pid)
+                open_events(&plan, &order, per_pid, None)
             }
             None => Ok(Vec::new()),
         };
         (prepared, events)
     });
-    let (maps, stacks, user_maps, programs, rings) = prepared?;
+    let (maps, stacks, user_maps, programs, rings) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            // Closed all at once, as at exit (each close waits in the kernel).
+            if let Ok(events) = events {
+                detach_all(events);
+            }
+            return Err(e);
+        }
+    };
     let attached = attach_programs(&plan, &order, events?, &programs)?;
     explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, _programs: programs, rings, maps };
@@ -824,10 +838,19 @@ fn nth_probe(plan: &Plan, i: usize) -> &Probe {
 /// Opens every probe's perf event in `order`, disabled: the kernel places the
 /// probe (a uprobe's breakpoint, the tracepoint's hook), but it fires only once
 /// [`attach_programs`] has set its program and enabled it. A failure closes the
-/// events opened before it.
-fn open_events(plan: &Plan, order: &[usize], pid: Option<u32>) -> Result<Vec<Attached>, Error> {
+/// events opened before it. When `give_up` turns true (the other thread failed),
+/// it stops: the events it opened are returned, for the caller to close.
+fn open_events(
+    plan: &Plan,
+    order: &[usize],
+    pid: Option<u32>,
+    give_up: Option<&AtomicBool>,
+) -> Result<Vec<Attached>, Error> {
     let mut out = Vec::with_capacity(order.len());
     for (n, &i) in order.iter().enumerate() {
+        if give_up.is_some_and(|g| g.load(Ordering::Relaxed)) {
+            break;
+        }
         let p = nth_probe(plan, i);
         let err = |err| Error::Perf { probe: probe_label(p), err };
         // A uprobe for one pid fires only in that process; without a pid it is
