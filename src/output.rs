@@ -21,10 +21,11 @@ use crate::record::{Flags, Record};
 /// Where records go to be shown: the lab-style [`Formatter`], or a script's
 /// printer ([`crate::lang::printer`]).
 pub trait Sink {
-    /// A record has just been read from a ring (it is shown later, in time
-    /// order): the moment to look at its process while it may still run.
+    /// A record has just been read from a ring (it is shown later, in order):
+    /// the moment to look at its process while it may still run.
     fn arrived(&mut self, _r: &Record) {}
-    /// Shows one record (records come in time order). Returns true to stop
+    /// Shows one record (records come in order: the ring buffer's, or by time
+    /// across per-CPU perf rings). Returns true to stop
     /// tracing here (a script's `exit()`).
     fn event(&mut self, r: &Record) -> io::Result<bool>;
     /// Writes out what is buffered.

@@ -501,8 +501,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         // second thread overlaps that wait with creating the maps and loading the
         // programs; they meet in attach_programs. With --explain, one after the
         // other, so the calls are told in order.
-        let opener =
-            (!explain::enabled()).then(|| s.spawn(|| open_events(&plan, &order, per_pid, Some(&give_up))));
+        let opener = (!explain::enabled()).then(|| s.spawn(|| open_events(&order, per_pid, &give_up)));
         let prepared = prepare(cfg, kernel, &show, &plan, &online, &possible, pid, child.is_some());
         // On an error the opener stops at its next probe: fewer events to close.
         give_up.store(prepared.is_err(), Ordering::Relaxed);
@@ -510,7 +509,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
             Some(thread) => thread.join().expect("the thread opening the perf events panicked"),
             None if prepared.is_ok() => {
                 explain::note(|| story::STEP_ATTACH.into());
-                open_events(&plan, &order, per_pid, None)
+                open_events(&order, per_pid, &give_up)
             }
             None => Ok(Vec::new()),
         };
@@ -526,7 +525,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
             return Err(e);
         }
     };
-    let attached = attach_programs(&plan, &order, events?, &programs)?;
+    let attached = attach_programs(&order, events?, &programs)?;
     explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, _programs: programs, rings, maps };
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
@@ -818,21 +817,16 @@ fn injected_attach_failure(i: usize) -> Option<crate::perf::PerfError> {
         .then(|| crate::perf::PerfError::InvalidArgument("failure injected by TRACE_TEST_FAIL_ATTACH".into()))
 }
 
-/// The probes (then the hidden ones, indexed as the programs are) in the order
+/// The probes (then the hidden ones), each with its index among the programs, in the order
 /// they are attached. `reverse`: last first. The kernel runs the programs of one
 /// attach point newest first, so a script's blocks on the same probe run in the
 /// script's order only when attached in reverse (as bpftrace does).
-fn attach_order(plan: &Plan, reverse: bool) -> Vec<usize> {
-    let n = plan.probes.len() + plan.hidden.len();
+fn attach_order(plan: &Plan, reverse: bool) -> Vec<(usize, &Probe)> {
+    let mut order: Vec<(usize, &Probe)> = plan.probes.iter().chain(plan.hidden.iter()).enumerate().collect();
     if reverse {
-        (0..n).rev().collect()
-    } else {
-        (0..n).collect()
+        order.reverse();
     }
-}
-
-fn nth_probe(plan: &Plan, i: usize) -> &Probe {
-    plan.probes.iter().chain(plan.hidden.iter()).nth(i).expect("an index from attach_order")
+    order
 }
 
 /// Opens every probe's perf event in `order`, disabled: the kernel places the
@@ -841,17 +835,15 @@ fn nth_probe(plan: &Plan, i: usize) -> &Probe {
 /// events opened before it. When `give_up` turns true (the other thread failed),
 /// it stops: the events it opened are returned, for the caller to close.
 fn open_events(
-    plan: &Plan,
-    order: &[usize],
+    order: &[(usize, &Probe)],
     pid: Option<u32>,
-    give_up: Option<&AtomicBool>,
+    give_up: &AtomicBool,
 ) -> Result<Vec<Attached>, Error> {
     let mut out = Vec::with_capacity(order.len());
-    for (n, &i) in order.iter().enumerate() {
-        if give_up.is_some_and(|g| g.load(Ordering::Relaxed)) {
+    for (n, &(_, p)) in order.iter().enumerate() {
+        if give_up.load(Ordering::Relaxed) {
             break;
         }
-        let p = nth_probe(plan, i);
         let err = |err| Error::Perf { probe: probe_label(p), err };
         // A uprobe for one pid fires only in that process; without a pid it is
         // system-wide (cpu 0 is enough: the program runs on every CPU). Kprobes
@@ -883,16 +875,15 @@ fn open_events(
 /// Sets each event's program, then enables it, in the order they were opened
 /// (`order`, as [`open_events`] got it). A failure detaches them all.
 fn attach_programs(
-    plan: &Plan,
-    order: &[usize],
+    order: &[(usize, &Probe)],
     events: Vec<Attached>,
     programs: &[LoadedProgram],
 ) -> Result<Vec<Attached>, Error> {
     explain::note(|| story::SETTING_PROGRAMS.into());
-    for (event, &i) in events.iter().zip(order) {
+    for (event, &(i, p)) in events.iter().zip(order) {
         if let Err(err) = crate::perf::set_bpf_and_enable(event._event.as_fd(), programs[i].as_fd()) {
             detach_all(events);
-            return Err(Error::Perf { probe: probe_label(nth_probe(plan, i)), err });
+            return Err(Error::Perf { probe: probe_label(p), err });
         }
     }
     Ok(events)
