@@ -8,7 +8,6 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -140,10 +139,11 @@ impl Error {
     }
 }
 
-/// An attached probe: dropping it closes the perf event, which detaches the
-/// program and removes the probe from the kernel.
+/// An attached probe: dropping it closes the perf event or the link, which
+/// detaches the program and removes the probe from the kernel, then the program.
 struct Attached {
-    _event: OwnedFd,
+    _fd: OwnedFd,
+    _program: LoadedProgram,
 }
 
 /// The maps every program refers to.
@@ -333,7 +333,6 @@ enum Rings {
 /// Everything that must stay alive while tracing, in drop order: probes first.
 struct Live {
     attached: Vec<Attached>,
-    _programs: Vec<LoadedProgram>,
     rings: Rings,
     maps: Maps,
 }
@@ -344,11 +343,13 @@ impl Drop for Live {
     }
 }
 
-/// Detaches every probe, closing their perf events all at once. Closing a uprobe
-/// or tracepoint event waits for RCU grace periods in the kernel (80-120 ms each on
-/// a 2-CPU VM, measured with `strace -T`), so closing them one after the other took
-/// 1.1 s for the lab's 10 probes and 21 s for 200; closed from threads, the waits
-/// overlap. Returns once every event is closed.
+/// Detaches every probe, closing their links and perf events all at once. Each
+/// close waits for RCU grace periods in the kernel: a uprobe or tracepoint perf
+/// event 80-120 ms on a 2-CPU VM (measured with `strace -T`), one after the
+/// other since the kernel holds its `event_mutex` meanwhile; a uprobe link
+/// ~40 ms under no global lock, so links closed from threads wait together
+/// (the lab: 0.8 s with perf events, ~0.1 s with links). Returns once every
+/// probe is detached.
 fn detach_all(attached: Vec<Attached>) {
     /// A closing thread only calls close(2): a small stack is plenty.
     const STACK: usize = 64 * 1024;
@@ -492,42 +493,59 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     };
     let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
     let per_pid = if scope == Scope::Process { pid } else { None };
+    let (maps, stacks, user_maps, rings) =
+        prepare(cfg, kernel, &show, &online, &possible, pid, child.is_some())?;
+    explain::note(|| story::STEP_PROGRAMS.into());
+    let links = plan.probes.iter().any(|p| matches!(p.attach, Attach::Uprobe { .. })) && uprobe_links(kernel);
     let order = attach_order(&plan, matches!(show, Show::Script { .. }));
-    let give_up = AtomicBool::new(false);
-    let (prepared, events) = std::thread::scope(|s| {
-        // The first uprobe's perf_event_open waits for an RCU grace period (the
-        // kernel's uprobe registration takes dup_mmap_sem for writing: 10-40 ms
-        // on a 2-CPU VM, the larger part of start-up). Opening the events on a
-        // second thread overlaps that wait with creating the maps and loading the
-        // programs; they meet in attach_programs. With --explain, one after the
-        // other, so the calls are told in order.
-        let opener = (!explain::enabled()).then(|| s.spawn(|| open_events(&order, per_pid, &give_up)));
-        let prepared = prepare(cfg, kernel, &show, &plan, &online, &possible, pid, child.is_some());
-        // On an error the opener stops at its next probe: fewer events to close.
-        give_up.store(prepared.is_err(), Ordering::Relaxed);
-        let events = match opener {
-            Some(thread) => thread.join().expect("the thread opening the perf events panicked"),
-            None if prepared.is_ok() => {
+    let fds = maps.fds(stacks.as_ref(), &user_maps);
+    let helpers = Helpers::for_kernel(kernel);
+    let load = |p: &Probe| load_program(p, &fds, helpers, kernel, via(p, links));
+    let (attached, result) = if explain::enabled() {
+        // One after the other, so the calls are told in order.
+        match order.iter().map(|(_, p)| load(p)).collect::<Result<Vec<_>, _>>() {
+            Ok(programs) => {
                 explain::note(|| story::STEP_ATTACH.into());
-                open_events(&order, per_pid, &give_up)
+                attach_all(programs, &order, per_pid, links)
             }
-            None => Ok(Vec::new()),
-        };
-        (prepared, events)
-    });
-    let (maps, stacks, user_maps, programs, rings) = match prepared {
-        Ok(prepared) => prepared,
-        Err(e) => {
-            // Closed all at once, as at exit (each close waits in the kernel).
-            if let Ok(events) = events {
-                detach_all(events);
-            }
-            return Err(e);
+            Err(e) => (Vec::new(), Err(e)),
         }
+    } else {
+        // The first uprobe's attach waits for an RCU grace period (the kernel's
+        // uprobe registration takes dup_mmap_sem for writing: 10-40 ms on a 2-CPU
+        // VM, the larger part of start-up). A second thread attaches each program
+        // as soon as it is loaded, uprobes first, so that wait overlaps loading
+        // the other programs.
+        std::thread::scope(|s| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let order = &order;
+            let attacher = s.spawn(move || attach_all(rx, order, per_pid, links));
+            let mut loaded = Ok(());
+            for (_, p) in order {
+                match load(p) {
+                    Ok(program) => {
+                        if tx.send(program).is_err() {
+                            break; // the attacher failed: its error is returned below
+                        }
+                    }
+                    Err(e) => {
+                        loaded = Err(e);
+                        break;
+                    }
+                }
+            }
+            drop(tx);
+            let (attached, result) = attacher.join().expect("the thread attaching the probes panicked");
+            (attached, loaded.and(result))
+        })
     };
-    let attached = attach_programs(&order, events?, &programs)?;
+    if let Err(e) = result {
+        // Closed all at once, as at exit (each close waits in the kernel).
+        detach_all(attached);
+        return Err(e);
+    }
     explain::note(|| story::OUTRO.into());
-    let mut live = Live { attached, _programs: programs, rings, maps };
+    let mut live = Live { attached, rings, maps };
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
     // event loop (which detaches everything) and never lost or fatal.
     let signals = block_signals()?;
@@ -578,18 +596,18 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     finish(live, summary, child.as_mut(), possible.len())
 }
 
-/// The maps, the programs and the rings, ready to attach; the traced pid in `tgids`.
-#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+/// The maps and the rings, ready for the programs; the traced pid in `tgids`.
+/// All are in place before any probe fires.
+#[allow(clippy::type_complexity)]
 fn prepare(
     cfg: &Config,
     kernel: KernelVersion,
     show: &Show,
-    plan: &Plan,
     online: &[u32],
     possible: &[u32],
     pid: Option<u32>,
     held: bool,
-) -> Result<(Maps, Option<Map>, Vec<Map>, Vec<LoadedProgram>, Rings), Error> {
+) -> Result<(Maps, Option<Map>, Vec<Map>, Rings), Error> {
     explain::note(|| story::STEP_MAPS.into());
     let events =
         events_map(kernel, cfg.ring_pages, online.len(), possible.iter().max().map_or(1, |m| m + 1))?;
@@ -609,8 +627,6 @@ fn prepare(
     all_maps.extend(stacks.as_ref());
     all_maps.extend(user_maps.iter());
     story::maps(&all_maps);
-    explain::note(|| story::STEP_PROGRAMS.into());
-    let programs = load_programs(plan, &maps.fds(stacks.as_ref(), &user_maps), kernel)?;
     let rings = match maps.events.map_type {
         MapType::Ringbuf => {
             explain::note(|| story::STEP_RINGBUF.into());
@@ -627,7 +643,7 @@ fn prepare(
         explain::note(|| story::traced_process(pid, held));
         maps.add_tgid(pid)?;
     }
-    Ok((maps, stacks, user_maps, programs, rings))
+    Ok((maps, stacks, user_maps, rings))
 }
 
 /// Lets the held command run.
@@ -759,27 +775,58 @@ fn report_skipped(plan: &Plan) {
     eprintln!("trace: skipping kernel functions {}: {}", names.join(", "), plan.skipped[0].why);
 }
 
-fn load_programs(plan: &Plan, fds: &MapFds, kernel: KernelVersion) -> Result<Vec<LoadedProgram>, Error> {
-    let helpers = Helpers::for_kernel(kernel);
-    plan.probes
-        .iter()
-        .chain(plan.hidden.iter())
-        .map(|p| {
-            let prog = codegen::generate(&p.spec, fds, helpers).map_err(Error::Gen)?;
-            let prog_type = match p.spec.ctx {
-                Ctx::PtRegs => bpf::ProgType::Kprobe,
-                Ctx::Tracepoint => bpf::ProgType::Tracepoint,
-            };
-            story::program(p, &prog);
-            let loaded =
-                bpf::load_program(prog_type, &prog.insns, &probe_label(p), kernel).map_err(|e| match e {
-                    bpf::BpfError::Verifier { .. } => Error::Rejected { listing: prog.listing(), err: e },
-                    other => Error::Bpf(other),
-                })?;
-            story::loaded(&loaded);
-            Ok(loaded)
-        })
-        .collect()
+/// How a probe is attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Via {
+    /// A perf event (uprobe, kprobe or tracepoint PMU) with PERF_EVENT_IOC_SET_BPF.
+    PerfEvent,
+    /// A BPF link of type uprobe_multi (see [`bpf::link`]).
+    Link,
+}
+
+fn via(p: &Probe, links: bool) -> Via {
+    match p.attach {
+        Attach::Uprobe { .. } if links => Via::Link,
+        _ => Via::PerfEvent,
+    }
+}
+
+/// Whether uprobes are attached with BPF links: where the kernel has them (asked
+/// once, see [`bpf::link::uprobe_links`]), unless `TRACE_UPROBE_LINKS=0` asks
+/// for perf events (tests and benchmarks compare both).
+fn uprobe_links(kernel: KernelVersion) -> bool {
+    if std::env::var_os("TRACE_UPROBE_LINKS").is_some_and(|v| v == "0") {
+        explain::note(|| story::UPROBE_LINKS_OFF.into());
+        return false;
+    }
+    explain::note(|| story::UPROBE_LINKS_PROBE.into());
+    let answer = bpf::link::uprobe_links(kernel);
+    explain::note(|| story::uprobe_links(&answer));
+    answer.is_ok()
+}
+
+/// Generates and loads the program of `p`, for the way it is attached.
+fn load_program(
+    p: &Probe,
+    fds: &MapFds,
+    helpers: Helpers,
+    kernel: KernelVersion,
+    via: Via,
+) -> Result<LoadedProgram, Error> {
+    let prog = codegen::generate(&p.spec, fds, helpers).map_err(Error::Gen)?;
+    let prog_type = match p.spec.ctx {
+        Ctx::PtRegs => bpf::ProgType::Kprobe,
+        Ctx::Tracepoint => bpf::ProgType::Tracepoint,
+    };
+    let attach_type = (via == Via::Link).then_some(bpf::link::BPF_TRACE_UPROBE_MULTI);
+    story::program(p, &prog);
+    let loaded = bpf::load_program_for(prog_type, attach_type, &prog.insns, &probe_label(p), kernel)
+        .map_err(|e| match e {
+            bpf::BpfError::Verifier { .. } => Error::Rejected { listing: prog.listing(), err: e },
+            other => Error::Bpf(other),
+        })?;
+    story::loaded(&loaded);
+    Ok(loaded)
 }
 
 /// How a probe is named to the user and in the kernel (prog_name).
@@ -809,16 +856,19 @@ fn open_rings(cpus: &[u32], pages: usize, maps: &Maps) -> Result<Vec<Ring>, Erro
         .collect()
 }
 
-/// Tests only: `TRACE_TEST_FAIL_ATTACH=N` makes attaching probe N (from 0) fail as
-/// a kernel refusal would, to prove the probes attached before it are released.
+/// Tests only: `TRACE_TEST_FAIL_ATTACH=N` makes attaching probe N (from 0, in
+/// [`attach_order`]) fail as a kernel refusal would, to prove the probes attached
+/// before it are released.
 fn injected_attach_failure(i: usize) -> Option<crate::perf::PerfError> {
     let n: usize = std::env::var("TRACE_TEST_FAIL_ATTACH").ok()?.parse().ok()?;
     (n == i)
         .then(|| crate::perf::PerfError::InvalidArgument("failure injected by TRACE_TEST_FAIL_ATTACH".into()))
 }
 
-/// The probes (then the hidden ones), each with its index among the programs, in the order
-/// they are attached. `reverse`: last first. The kernel runs the programs of one
+/// The probes (then the hidden ones), each with its index among the plan's, in the
+/// order their programs are loaded and attached: uprobes first, so that the kernel's
+/// wait at the first one overlaps loading the rest (see [`run`]). Within each group,
+/// the plan's order, or last first with `reverse`: the kernel runs the programs of one
 /// attach point newest first, so a script's blocks on the same probe run in the
 /// script's order only when attached in reverse (as bpftrace does).
 fn attach_order(plan: &Plan, reverse: bool) -> Vec<(usize, &Probe)> {
@@ -826,67 +876,79 @@ fn attach_order(plan: &Plan, reverse: bool) -> Vec<(usize, &Probe)> {
     if reverse {
         order.reverse();
     }
+    order.sort_by_key(|(_, p)| !matches!(p.attach, Attach::Uprobe { .. }));
     order
 }
 
-/// Opens every probe's perf event in `order`, disabled: the kernel places the
-/// probe (a uprobe's breakpoint, the tracepoint's hook), but it fires only once
-/// [`attach_programs`] has set its program and enabled it. A failure closes the
-/// events opened before it. When `give_up` turns true (the other thread failed),
-/// it stops: the events it opened are returned, for the caller to close.
-fn open_events(
+/// Attaches each program of `programs` (in `order`, as they come: from a channel
+/// while they are loaded, or all at once) to its probe. Stops at the first failure
+/// and returns it with what was attached, for the caller to detach.
+fn attach_all(
+    programs: impl IntoIterator<Item = LoadedProgram>,
     order: &[(usize, &Probe)],
     pid: Option<u32>,
-    give_up: &AtomicBool,
-) -> Result<Vec<Attached>, Error> {
-    let mut out = Vec::with_capacity(order.len());
-    for (n, &(_, p)) in order.iter().enumerate() {
-        if give_up.load(Ordering::Relaxed) {
-            break;
-        }
-        let err = |err| Error::Perf { probe: probe_label(p), err };
-        // A uprobe for one pid fires only in that process; without a pid it is
-        // system-wide (cpu 0 is enough: the program runs on every CPU). Kprobes
-        // and tracepoints are always system-wide: the programs filter.
-        let (pid, cpu) = match (&p.attach, pid) {
-            (Attach::Uprobe { .. }, Some(pid)) => (pid as i32, -1),
-            _ => (-1, 0),
-        };
-        explain::note(|| story::attaching(p, pid, cpu));
-        let opened = match (injected_attach_failure(n), &p.attach) {
-            (Some(e), _) => Err(e),
-            (None, Attach::Uprobe { path, offset, .. }) => {
-                crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu)
-            }
-            (None, Attach::Kprobe { func, .. }) => crate::perf::open_kprobe(func, 0, p.ret),
-            (None, Attach::Tracepoint { id, .. }) => crate::perf::open_tracepoint(*id, -1, 0),
-        };
-        match opened {
-            Ok(fd) => out.push(Attached { _event: fd }),
-            Err(e) => {
-                detach_all(out);
-                return Err(err(e));
-            }
+    links: bool,
+) -> (Vec<Attached>, Result<(), Error>) {
+    let mut attached = Vec::with_capacity(order.len());
+    for (n, (program, &(_, p))) in programs.into_iter().zip(order).enumerate() {
+        match attach(n, p, program, pid, via(p, links)) {
+            Ok(a) => attached.push(a),
+            Err(e) => return (attached, Err(e)),
         }
     }
-    Ok(out)
+    (attached, Ok(()))
 }
 
-/// Sets each event's program, then enables it, in the order they were opened
-/// (`order`, as [`open_events`] got it). A failure detaches them all.
-fn attach_programs(
-    order: &[(usize, &Probe)],
-    events: Vec<Attached>,
-    programs: &[LoadedProgram],
-) -> Result<Vec<Attached>, Error> {
-    explain::note(|| story::SETTING_PROGRAMS.into());
-    for (event, &(i, p)) in events.iter().zip(order) {
-        if let Err(err) = crate::perf::set_bpf_and_enable(event._event.as_fd(), programs[i].as_fd()) {
-            detach_all(events);
-            return Err(Error::Perf { probe: probe_label(p), err });
-        }
+/// Attaches `program` to probe `p` (number `n` in the attach order): a uprobe link,
+/// or a perf event opened disabled, given the program, then enabled.
+fn attach(
+    n: usize,
+    p: &Probe,
+    program: LoadedProgram,
+    pid: Option<u32>,
+    via: Via,
+) -> Result<Attached, Error> {
+    let err = |err| Error::Perf { probe: probe_label(p), err };
+    // A uprobe for one pid fires only in that process; without a pid it is
+    // system-wide (cpu 0 is enough: the program runs on every CPU). Kprobes
+    // and tracepoints are always system-wide: the programs filter.
+    let (pid, cpu) = match (&p.attach, pid) {
+        (Attach::Uprobe { .. }, Some(pid)) => (pid as i32, -1),
+        _ => (-1, 0),
+    };
+    explain::note(|| story::attaching(p, pid, cpu, via == Via::Link));
+    if let Some(e) = injected_attach_failure(n) {
+        return Err(err(e));
     }
-    Ok(events)
+    let fd = match (&p.attach, via) {
+        (Attach::Uprobe { path, offset, .. }, Via::Link) => {
+            let target = || crate::perf::PerfTarget::Uprobe {
+                binary: path.clone(),
+                offset: *offset,
+                retprobe: p.ret,
+                pid,
+            };
+            let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+                err(crate::perf::PerfError::InvalidArgument(format!("{} has a NUL", path.display())))
+            })?;
+            // The link's pid 0 means every process.
+            bpf::link::attach_uprobes(program.as_fd(), &c_path, &[*offset], p.ret, pid.max(0) as u32)
+                .map_err(|e| {
+                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                    err(crate::perf::PerfError::from_open(errno, target()))
+                })?
+        }
+        (Attach::Uprobe { path, offset, .. }, _) => {
+            crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu).map_err(err)?
+        }
+        (Attach::Kprobe { func, .. }, _) => crate::perf::open_kprobe(func, 0, p.ret).map_err(err)?,
+        (Attach::Tracepoint { id, .. }, _) => crate::perf::open_tracepoint(*id, -1, 0).map_err(err)?,
+    };
+    if via == Via::PerfEvent {
+        // On a failure `fd` is closed here, which removes the probe.
+        crate::perf::set_bpf_and_enable(fd.as_fd(), program.as_fd()).map_err(err)?;
+    }
+    Ok(Attached { _fd: fd, _program: program })
 }
 
 fn block_signals() -> Result<SignalFd, Error> {

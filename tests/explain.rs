@@ -168,12 +168,49 @@ fn same_bpf(st: &Call, ours: &Call) -> Result<(), String> {
             }
             continue;
         }
+        if let (None, Some(name), Some(extra)) =
+            (s.get(k), k.strip_prefix("link_create.uprobe_multi."), s.get("extra_data"))
+        {
+            same_uprobe_multi_field(name, v, extra)?;
+            continue;
+        }
         match s.get(k) {
             Some(sv) if norm(sv) == norm(v) => {}
             other => return Err(format!("{k}: strace {other:?}, explanation {v:?}")),
         }
     }
     Ok(())
+}
+
+/// strace 6.1 does not decode link_create's uprobe_multi member: it shows the attr's
+/// bytes 16..63 as `extra_data="\x41\x8f..."`. Read the field there (offsets within
+/// that member, include/uapi/linux/bpf.h): path and offsets are pointers (non-zero),
+/// cnt, flags and pid are numbers.
+fn same_uprobe_multi_field(name: &str, ours: &str, extra: &str) -> Result<(), String> {
+    let quoted = extra.split(" /*").next().unwrap_or(extra).trim().trim_matches('"');
+    let bytes: Vec<u8> =
+        quoted.split("\\x").skip(1).filter_map(|h| u8::from_str_radix(h.get(..2)?, 16).ok()).collect();
+    let at = |off: usize, len: usize| -> Result<u64, String> {
+        let b = bytes.get(off..off + len).ok_or(format!("strace's extra_data is {} bytes", bytes.len()))?;
+        Ok(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
+    };
+    let (seen, want) = match name {
+        "path" | "offsets" => {
+            return if at(if name == "path" { 0 } else { 8 }, 8)? != 0 {
+                Ok(())
+            } else {
+                Err(format!("uprobe_multi.{name}: a NULL pointer in strace's bytes"))
+            }
+        }
+        "cnt" => (at(32, 4)?, ours.parse::<u64>().ok()),
+        "flags" => (at(36, 4)?, Some(if ours == "BPF_F_UPROBE_MULTI_RETURN" { 1 } else { 0 })),
+        "pid" => (at(40, 4)?, ours.parse::<i32>().ok().map(|p| u64::from(p as u32))),
+        _ => return Err(format!("uprobe_multi.{name}: not in strace's bytes")),
+    };
+    match want {
+        Some(w) if w == seen => Ok(()),
+        _ => Err(format!("uprobe_multi.{name}: strace's bytes say {seen}, the explanation {ours:?}")),
+    }
 }
 
 fn same_perf_event_open(st: &Call, ours: &Call) -> Result<(), String> {
@@ -245,6 +282,27 @@ fn the_parsers_read_both_styles() {
     assert_eq!(same_call(&st, &parse_call(ours).unwrap()), Ok(()));
     assert!(same_call(&st, &parse_call(&ours.replace("4096", "4097")).unwrap()).is_err());
     assert!(same_call(&st, &parse_call(&ours.replace("= 4", "= 5")).unwrap()).is_err());
+    // strace 6.1 leaves link_create's uprobe_multi member as bytes: a return probe
+    // (flags 1) with one offset (cnt 1) for pid 13762 (0x35c2).
+    let bytes = "\\x41\\x8f\\x21\\x6e\\x04\\x7f\\x00\\x00\\x10\\x29\\x21\\x6e\\x04\\x7f\\x00\\x00"
+        .to_string()
+        + &"\\x00".repeat(16)
+        + "\\x01\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\xc2\\x35\\x00\\x00"
+        + &"\\x00".repeat(4);
+    let st = parse_call(&format!(
+        "bpf(BPF_LINK_CREATE, {{link_create={{prog_fd=13, target_fd=0, attach_type=0x30 /* BPF_??? */, \
+         flags=0}}, extra_data=\"{bytes}\" /* bytes 16..63 */}}, 64) = 14"
+    ))
+    .unwrap();
+    let ours = "bpf(BPF_LINK_CREATE, {link_create={prog_fd=13, target_fd=0, \
+                attach_type=BPF_TRACE_UPROBE_MULTI(48), flags=0, uprobe_multi={path=\"/a\", offsets=[0x11e0], \
+                cnt=1, flags=BPF_F_UPROBE_MULTI_RETURN, pid=13762}}}) = 14";
+    assert_eq!(same_call(&st, &parse_call(ours).unwrap()), Ok(()));
+    for wrong in
+        [("pid=13762", "pid=13763"), ("cnt=1", "cnt=2"), ("flags=BPF_F_UPROBE_MULTI_RETURN", "flags=0")]
+    {
+        assert!(same_call(&st, &parse_call(&ours.replace(wrong.0, wrong.1)).unwrap()).is_err(), "{wrong:?}");
+    }
 }
 
 // ---- Running the tracer under strace -------------------------------------------------
@@ -262,6 +320,8 @@ fn explanation(o: &Output) -> String {
 
 /// How the records travel: the BPF ring buffer (this kernel's default) or the
 /// per-CPU perf rings (forced with TRACE_PERF_RINGS=1, as on kernels before 5.8).
+/// With perf rings, uprobes are perf events too (TRACE_UPROBE_LINKS=0, as before
+/// 6.6): these tests then follow the oldest kernels' way end to end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rings {
     Buffer,
@@ -270,8 +330,20 @@ enum Rings {
 
 impl Rings {
     /// The environment that selects them.
-    fn env(self) -> (&'static str, &'static str) {
-        ("TRACE_PERF_RINGS", if self == Rings::Perf { "1" } else { "0" })
+    fn env(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            Rings::Buffer => [("TRACE_PERF_RINGS", "0"), ("TRACE_UPROBE_LINKS", "1")],
+            Rings::Perf => [("TRACE_PERF_RINGS", "1"), ("TRACE_UPROBE_LINKS", "0")],
+        }
+    }
+
+    /// Are uprobes attached with links in this way, on this kernel? uprobe_multi links
+    /// came in 6.6, their pid filter for whole processes in 6.10 (trace asks the kernel;
+    /// this independent answer goes by the version, so a 6.6-6.9 kernel with the fix
+    /// backported would need it told).
+    fn links(self) -> bool {
+        let v = trace::kernel::KernelVersion::current();
+        self == Rings::Buffer && (v.major, v.minor) >= (6, 10)
     }
 }
 
@@ -279,9 +351,8 @@ impl Rings {
 fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
     let out_dir = temp_dir("strace");
     let prefix = out_dir.join("st");
-    let (var, value) = rings.env();
     let output = Command::new("strace")
-        .env(var, value)
+        .envs(rings.env())
         .args(["-v", "-ff", "-e", "trace=bpf,perf_event_open,ioctl,mmap,execve", "-o"])
         .arg(&prefix)
         .arg(TRACE)
@@ -374,17 +445,28 @@ fn every_call_explained(rings: Rings) {
         maps,
         ["\"depth\"", "\"dropped\"", "\"events\"", "\"pending\"", "\"tgids\""].map(String::from).into()
     );
-    assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes);
+    // The uprobes: native, with_syscall, with_asm and libc's open, entry and return.
+    // With links each is a BPF_LINK_CREATE, after a question to the kernel (one
+    // program, two links refused); the others are perf events, opened then given
+    // their program and enabled by two ioctls.
+    let (uprobes, links) = (8, rings.links());
+    let events_opened = if links { probes - uprobes } else { probes };
+    let (asked_loads, asked_links) = if links { (1, 2) } else { (0, 0) };
+    assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes + asked_loads);
+    let link_creates: Vec<&Call> =
+        c.iter().filter(|x| x.name == "bpf" && x.args[0] == "BPF_LINK_CREATE").collect();
+    assert_eq!(link_creates.len(), if links { uprobes + asked_links } else { 0 });
+    assert_eq!(link_creates.iter().filter(|x| x.result.starts_with("-1")).count(), asked_links);
     let ioctls = |request: &str| c.iter().filter(|x| x.name == "ioctl" && x.args[1] == request).count();
     let (set, enable) = (ioctls("PERF_EVENT_IOC_SET_BPF"), ioctls("PERF_EVENT_IOC_ENABLE"));
-    assert_eq!((count(c, "ioctl", None), set, enable), (2 * probes, probes, probes));
+    assert_eq!((count(c, "ioctl", None), set, enable), (2 * events_opened, events_opened, events_opened));
     let events =
         c.iter().find(|x| x.args[0] == "BPF_MAP_CREATE" && x.line.contains("map_name=\"events\"")).unwrap();
     let events_map = fields(&events.args[1]);
     match rings {
         Rings::Perf => {
             assert_eq!(norm(&events_map["map_type"]), "PERF_EVENT_ARRAY");
-            assert_eq!(count(c, "perf_event_open", None), probes + online_cpus());
+            assert_eq!(count(c, "perf_event_open", None), events_opened + online_cpus());
             assert_eq!(count(c, "mmap", None), online_cpus());
         }
         Rings::Buffer => {
@@ -395,7 +477,7 @@ fn every_call_explained(rings: Rings) {
             assert_eq!(norm(&events_map["map_type"]), "RINGBUF");
             assert_eq!((events_map["key_size"].as_str(), events_map["value_size"].as_str()), ("0", "0"));
             assert_eq!(int(&events_map["max_entries"]), Some(size as i128));
-            assert_eq!(count(c, "perf_event_open", None), probes);
+            assert_eq!(count(c, "perf_event_open", None), events_opened);
             let mmaps: Vec<Vec<String>> =
                 c.iter().filter(|x| x.name == "mmap").map(|x| x.args.clone()).collect();
             let fd = events.result.clone();
@@ -501,11 +583,15 @@ fn attach_points_carry_the_numbers_of_elf_tracefs_and_kallsyms() {
     has(&format!(
         "#   file offset: st_value {value:#x} - sh_addr {sh_addr:#x} + sh_offset {sh_offset:#x} (.text) = {offset:#x}"
     ));
+    // Where the kernel has uprobe links, a link gets the offset; elsewhere, a perf event.
     let open_native =
         format!("config=0 (entry), flags=DISABLED, config1=\"{}\", config2={offset:#x}}}", exe.display());
+    let link_native =
+        format!("uprobe_multi={{path=\"{}\", offsets=[{offset:#x}], cnt=1, flags=0,", exe.display());
     assert!(
-        lines.iter().any(|l| l.starts_with("perf_event_open(") && l.contains(&open_native)),
-        "no perf_event_open with {open_native}:\n{err}"
+        lines.iter().any(|l| (l.starts_with("perf_event_open(") && l.contains(&open_native))
+            || (l.starts_with("bpf(BPF_LINK_CREATE, ") && l.contains(&link_native))),
+        "no perf_event_open with {open_native} nor BPF_LINK_CREATE with {link_native}:\n{err}"
     );
 
     // tracepoint: id and field offsets from tracefs.
@@ -597,6 +683,8 @@ fn shown_programs(lines: &[String]) -> (Vec<Shown>, HashMap<String, ShownMap>) {
         } else if let Some(c) = parse_call(l) {
             let f = c.args.get(1).map(|a| fields(a)).unwrap_or_default();
             match c.args[0].as_str() {
+                // The program that asks the kernel about uprobe links is no probe's.
+                "BPF_PROG_LOAD" if f["prog_name"] == "\"uprobe_link_ask\"" => {}
                 "BPF_PROG_LOAD" => cur.as_mut().unwrap().prog_type = f["prog_type"].clone(),
                 "BPF_MAP_CREATE" => {
                     let m = ShownMap {
@@ -815,9 +903,8 @@ struct Background {
 
 impl Background {
     fn start(args: &[&str], dir: &Path, rings: Rings) -> Background {
-        let (var, value) = rings.env();
         let mut child = Command::new(TRACE)
-            .env(var, value)
+            .envs(rings.env())
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::piped())
@@ -1029,7 +1116,7 @@ fn programs_read_the_clock_and_the_command_name_only_when_shown() {
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         let err = explanation(&out);
         let n = |what: &str| err.lines().filter(|l| l.contains(what)).count();
-        (n("BPF_PROG_LOAD"), n("call bpf_ktime_get_ns#"), n("call bpf_get_current_comm#"))
+        (n("# program of "), n("call bpf_ktime_get_ns#"), n("call bpf_get_current_comm#"))
     };
     // -u native -s openat: four programs, none showing a time or a command.
     assert_eq!(calls(&["-u", "native", "-s", "openat", "./file-io"], false), (4, 0, 0));

@@ -22,7 +22,8 @@
 //!   program behind;
 //! - the language: tests/fixtures/lab.bt (`trace lab.bt -c ./file-io`) prints
 //!   the lab's lines, and the lab text's `kprobe:ext4_file_open { print(kstack());
-//!   exit(); }` prints the stack from ext4_file_open to the system call entry.
+//!   exit(); }` prints the stack from ext4_file_open to the system call entry;
+//! - uprobes are attached with BPF links on 6.12, with perf events on 5.10 and 6.1.
 //!
 //! Needs root, qemu-system-x86, busybox-static, e2fsprogs, cpio, gcc, make,
 //! binutils (strip) and, on the first run, network access to fetch the kernels
@@ -435,6 +436,33 @@ fn check_kstack(items: &Items, suite: &str) {
     assert!(frames[1..].iter().all(|f| f.1 > 0), "{suite}: callers are inside their functions: {frames:?}");
 }
 
+/// `trace --explain -u native ./file-io`: uprobes go through BPF links where the
+/// kernel has uprobe_multi links with a process-wide pid filter (6.10+: trixie's
+/// 6.12), through perf events before (5.10, 6.1); either way the trace is right.
+fn check_uprobe_links(items: &Items, suite: &str, links: bool) {
+    assert_eq!(items.line("links.status"), "0", "{suite}: links: {}", items.get("links.stderr"));
+    assert_eq!(items.lines("links.stdout"), ["> native", "< native"], "{suite}: links");
+    let err = items.lines("links.stderr");
+    let made = |prefix: &str| {
+        err.iter().filter(|l| l.starts_with(prefix) && l.contains("0x") && !l.contains(" = -1 ")).count()
+    };
+    let (link_lines, event_lines) = (made("bpf(BPF_LINK_CREATE, "), made("perf_event_open({type=uprobe"));
+    let answer = if links {
+        "# so uprobes are attached with links"
+    } else {
+        "# this kernel has no uprobe links (BPF_TRACE_UPROBE_MULTI, Linux 6.6+): uprobes are attached with perf events"
+    };
+    assert!(err.iter().any(|l| l == answer), "{suite}: no {answer:?} in:\n{}", err.join("\n"));
+    // native's entry and return: two links, or two perf events.
+    let want = if links { (2, 0) } else { (0, 2) };
+    assert_eq!(
+        (link_lines, event_lines),
+        want,
+        "{suite}: links made, uprobe events opened:\n{}",
+        err.join("\n")
+    );
+}
+
 fn check_watch_and_ctrl_c(items: &Items, suite: &str) {
     assert_eq!(items.line("watch.file-io-status"), "0", "{suite}: file-io under --watch");
     assert_eq!(items.line("watch.status"), "0", "{suite}: trace --watch after Ctrl-C");
@@ -482,6 +510,7 @@ fn check_kernel(suite: &str, release_prefix: &str) {
     check_watch_and_ctrl_c(&items, suite);
     check_lab_script(&items, suite);
     check_kstack(&items, suite);
+    check_uprobe_links(&items, suite, release_prefix == "6.12.");
 
     let attached =
         items.line("lab-file-io.stderr").trim_start_matches("Attaching ").trim_end_matches(" probes...");

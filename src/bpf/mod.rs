@@ -20,6 +20,9 @@ const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_MAP_GET_NEXT_KEY: u32 = 4;
 const BPF_PROG_LOAD: u32 = 5;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+const BPF_LINK_CREATE: u32 = 28;
+
+pub mod link;
 
 /// The name of a bpf(2) command (enum bpf_cmd), as strace prints it.
 fn cmd_name(cmd: u32) -> String {
@@ -31,6 +34,7 @@ fn cmd_name(cmd: u32) -> String {
         BPF_MAP_GET_NEXT_KEY => "BPF_MAP_GET_NEXT_KEY".into(),
         BPF_PROG_LOAD => "BPF_PROG_LOAD".into(),
         BPF_OBJ_GET_INFO_BY_FD => "BPF_OBJ_GET_INFO_BY_FD".into(),
+        BPF_LINK_CREATE => "BPF_LINK_CREATE".into(),
         other => format!("{other} /* BPF_??? */"),
     }
 }
@@ -278,7 +282,16 @@ impl ProgLoadAttr {
         if self.prog_flags != 0 {
             s.push_str(&format!(", prog_flags={:#x}", self.prog_flags));
         }
-        s.push_str(&format!(", prog_name={}}}", explain::quote_name(&self.prog_name)));
+        s.push_str(&format!(", prog_name={}", explain::quote_name(&self.prog_name)));
+        match self.expected_attach_type {
+            0 => {}
+            link::BPF_TRACE_UPROBE_MULTI => s.push_str(&format!(
+                ", expected_attach_type=BPF_TRACE_UPROBE_MULTI({})",
+                link::BPF_TRACE_UPROBE_MULTI
+            )),
+            t => s.push_str(&format!(", expected_attach_type={t}")),
+        }
+        s.push('}');
         s
     }
 }
@@ -613,10 +626,23 @@ const LOG_SIZE_MAX: usize = 1 << 26;
 /// log_level 1: the verifier's instruction-by-instruction log.
 const LOG_LEVEL_VERBOSE: u32 = 1;
 
-/// BPF_PROG_LOAD. Loads without a log first (cheap); on failure loads again with
-/// a log, growing the buffer on ENOSPC, so a rejection carries the verifier's words.
+/// BPF_PROG_LOAD of a program attached through a perf event. See [`load_program_for`].
 pub fn load_program(
     prog_type: ProgType,
+    insns: &[Insn],
+    name: &str,
+    kernel: KernelVersion,
+) -> Result<LoadedProgram, BpfError> {
+    load_program_for(prog_type, None, insns, name, kernel)
+}
+
+/// BPF_PROG_LOAD; `attach_type`: the expected_attach_type the kernel needs to know at
+/// load for some attachments (enum bpf_attach_type, e.g. [`link::BPF_TRACE_UPROBE_MULTI`]).
+/// Loads without a log first (cheap); on failure loads again with a log, growing the
+/// buffer on ENOSPC, so a rejection carries the verifier's words.
+pub fn load_program_for(
+    prog_type: ProgType,
+    attach_type: Option<u32>,
     insns: &[Insn],
     name: &str,
     kernel: KernelVersion,
@@ -631,6 +657,7 @@ pub fn load_program(
             license: LICENSE.as_ptr() as u64,
             kern_version,
             prog_name: name16(name),
+            expected_attach_type: attach_type.unwrap_or(0),
             ..Default::default()
         };
         if let Some(buf) = log {

@@ -23,29 +23,43 @@ follows on stdout.";
 pub const STEP_PLAN: &str = "\n1. Planning: where each probe goes";
 /// See [`STEP_PLAN`].
 pub const STEP_MAPS: &str = "\n2. Maps: the memory shared by the programs and trace";
-/// See [`STEP_PLAN`].
-pub const STEP_PROGRAMS: &str = "\n3. Programs: one per probe, checked by the verifier when loaded";
 /// See [`STEP_PLAN`]: the per-CPU perf rings.
-pub const STEP_RINGS: &str = "\n4. Rings: one perf event per CPU receives what bpf_perf_event_output sends; \
+pub const STEP_RINGS: &str = "\n3. Rings: one perf event per CPU receives what bpf_perf_event_output sends; \
 its ring is mapped into trace's memory and its fd stored in the `events` map";
 /// See [`STEP_PLAN`]: the BPF ring buffer.
 pub const STEP_RINGBUF: &str =
-    "\n4. Ring: the `events` map is the BPF ring buffer that bpf_ringbuf_output fills \
+    "\n3. Ring: the `events` map is the BPF ring buffer that bpf_ringbuf_output fills \
 from every CPU; trace maps its consumer page read-write (it writes consumer_pos there) and, one page \
 further, the producer page and the data area (mapped twice in a row by the kernel) read-only";
 /// See [`STEP_PLAN`].
-pub const STEP_ATTACH: &str =
-    "\n5. Attaching: a perf event per probe, opened disabled; then each gets its program and \
-is enabled";
-/// Between opening the events and setting their programs.
-pub const SETTING_PROGRAMS: &str = "each event gets its program (PERF_EVENT_IOC_SET_BPF) and starts firing \
-(PERF_EVENT_IOC_ENABLE). Without --explain, trace opens the events on a second thread while it creates the maps \
-and loads the programs: the first uprobe's perf_event_open waits for the kernel (an RCU grace period, tens of \
-ms), and that wait then hides the rest of the work";
+pub const STEP_PROGRAMS: &str = "\n4. Programs: one per probe, checked by the verifier when loaded";
+/// Before asking the kernel whether uprobes can be attached with links.
+pub const UPROBE_LINKS_PROBE: &str = "how to attach uprobes: with a BPF link (BPF_LINK_CREATE, attach type \
+BPF_TRACE_UPROBE_MULTI), where the kernel has one, since a link detaches much faster than a perf event. \
+trace asks: a two-instruction program loaded for that attach type, then linked to `/` (a directory, so \
+nothing is attached) with pid 0 (EBADF: the kernel knows the link type and got as far as the path; \
+EINVAL: it does not) and with pid -1 (EINVAL: the kernel checks the pid, as those whose pid filter \
+covers the whole process do):";
+/// When TRACE_UPROBE_LINKS=0 turns links off.
+pub const UPROBE_LINKS_OFF: &str = "uprobes are attached with perf events: TRACE_UPROBE_LINKS=0 asks so";
+/// See [`STEP_PLAN`].
+pub const STEP_ATTACH: &str = "\n5. Attaching, uprobes first: a tracepoint, kprobe (or uprobe, without links) \
+is a perf event opened disabled, given its program (PERF_EVENT_IOC_SET_BPF), then enabled; a uprobe link \
+fires as soon as it is made. Without --explain, a second thread attaches each program as soon as it is loaded: \
+the first uprobe waits for the kernel (an RCU grace period, tens of ms), and that wait then hides loading the \
+rest";
 /// The last note before the trace.
 pub const OUTRO: &str =
-    "\nThe probes are live. Closing the perf event fds (at exit) detaches them; closing the \
-program and map fds unloads the rest.";
+    "\nThe probes are live. Closing the link and perf event fds (at exit, all at once from \
+threads) detaches them; closing the program and map fds unloads the rest.";
+
+/// The answer to [`UPROBE_LINKS_PROBE`].
+pub fn uprobe_links(answer: &Result<(), String>) -> String {
+    match answer {
+        Ok(()) => "so uprobes are attached with links".into(),
+        Err(why) => format!("{why}: uprobes are attached with perf events"),
+    }
+}
 
 /// The note before the one call made after the trace.
 pub const AFTER: &str = "\nAfter the trace: the `dropped` counters (one per CPU) say how many records found \
@@ -136,9 +150,10 @@ pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
                 s.push_str(&format!("  file offset: {}\n", symbol.formula()));
             }
             s.push_str(&format!(
-                "  perf_event_open gets config1 = {}, config2 = {offset:#x}{}\n",
+                "  the uprobe is file {} at offset {offset:#x} (a link's path and offsets, a perf event's \
+                 config1 and config2){}\n",
                 super::quote(path.as_os_str().as_encoded_bytes()),
-                if p.ret { ", and the retprobe bit in config" } else { "" }
+                if p.ret { ", a return probe (the link's flag, the event's retprobe bit)" } else { "" }
             ));
             s
         }
@@ -255,7 +270,9 @@ fn map_purpose(map: &Map) -> &'static str {
 pub fn program(p: &Probe, prog: &Program) {
     note(|| {
         let filter = match p.spec.filter() {
-            Filter::None => "no filter in the program: the perf event it is attached to says where it runs",
+            Filter::None => {
+                "no filter in the program: the perf event or link it is attached to says where it runs"
+            }
             Filter::Tgid => "it filters on the traced processes",
             Filter::Inside => "it filters on the threads inside a traced program function",
         };
@@ -297,11 +314,13 @@ pub fn traced_process(pid: u32, held: bool) -> String {
     }
 }
 
-/// Before a probe's perf event is opened: which probe, where, for whom.
-pub fn attaching(p: &Probe, pid: i32, cpu: i32) -> String {
-    let whom = match (pid, cpu) {
-        (-1, _) => format!("every process (pid -1, cpu {cpu}: the program runs on every CPU)"),
-        (pid, _) => format!("process {pid} only (pid {pid}, cpu -1: on any CPU)"),
+/// Before a probe is attached: which probe, how, where, for whom.
+pub fn attaching(p: &Probe, pid: i32, cpu: i32, link: bool) -> String {
+    let whom = match (pid, cpu, link) {
+        (-1, _, true) => "every process (pid 0)".to_string(),
+        (-1, _, false) => format!("every process (pid -1, cpu {cpu}: the program runs on every CPU)"),
+        (pid, _, true) => format!("process {pid} only"),
+        (pid, _, false) => format!("process {pid} only (pid {pid}, cpu -1: on any CPU)"),
     };
     let at = match &p.attach {
         Attach::Uprobe { path, offset, .. } => format!("offset {offset:#x} of {}", path.display()),
@@ -309,11 +328,12 @@ pub fn attaching(p: &Probe, pid: i32, cpu: i32) -> String {
         Attach::Kprobe { func, .. } => format!("kernel function {func}"),
     };
     let kind = match p.kind {
-        Kind::ProgFunc | Kind::LibFunc => "uprobe",
-        Kind::Syscall => "tracepoint",
-        Kind::KFunc => "kprobe",
+        Kind::ProgFunc | Kind::LibFunc if link => "uprobe link",
+        Kind::ProgFunc | Kind::LibFunc => "uprobe event",
+        Kind::Syscall => "tracepoint event",
+        Kind::KFunc => "kprobe event",
     };
-    format!("{}: a {kind} event at {at}, for {whom}", title(p))
+    format!("{}: a {kind} at {at}, for {whom}", title(p))
 }
 
 #[cfg(test)]
@@ -370,13 +390,15 @@ mod tests {
             "probe 0, uprobe:native: a breakpoint at the entry of native in /lab/file-io\n\
              \x20 symbol native: st_value 0x1189, 52 bytes, in section .text\n\
              \x20 file offset: st_value 0x1189 - sh_addr 0x1060 + sh_offset 0x1060 (.text) = 0x1189\n\
-             \x20 perf_event_open gets config1 = \"/lab/file-io\", config2 = 0x1189\n"
+             \x20 the uprobe is file \"/lab/file-io\" at offset 0x1189 (a link's path and offsets, a perf \
+             event's config1 and config2)\n"
         );
         assert_eq!(
             attach_point(&uprobe_probe(true), None),
             "probe 1, uretprobe:native: the same place; at entry the kernel swaps the return address so \
              that it also stops when native returns\n\
-             \x20 perf_event_open gets config1 = \"/lab/file-io\", config2 = 0x1189, and the retprobe bit in config\n"
+             \x20 the uprobe is file \"/lab/file-io\" at offset 0x1189 (a link's path and offsets, a perf \
+             event's config1 and config2), a return probe (the link's flag, the event's retprobe bit)\n"
         );
     }
 
@@ -411,7 +433,7 @@ mod tests {
              string), flags at 24 (8 bytes)\n"
         );
         assert_eq!(
-            attaching(&p, -1, 0),
+            attaching(&p, -1, 0, false),
             "probe 4, tracepoint:syscalls:sys_enter_open: a tracepoint event at tracepoint \
              syscalls/sys_enter_open (id 784), for every process (pid -1, cpu 0: the program runs on every CPU)"
         );
