@@ -493,57 +493,61 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     };
     let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
     let per_pid = if scope == Scope::Process { pid } else { None };
-    let (maps, stacks, user_maps, rings) =
-        prepare(cfg, kernel, &show, &online, &possible, pid, child.is_some())?;
-    explain::note(|| story::STEP_PROGRAMS.into());
     let links = plan.probes.iter().any(|p| matches!(p.attach, Attach::Uprobe { .. })) && uprobe_links(kernel);
     let order = attach_order(&plan, matches!(show, Show::Script { .. }));
-    let fds = maps.fds(stacks.as_ref(), &user_maps);
     let helpers = Helpers::for_kernel(kernel);
-    let load = |p: &Probe| load_program(p, &fds, helpers, kernel, via(p, links));
-    let (attached, result) = if explain::enabled() {
-        // One after the other, so the calls are told in order.
-        match order.iter().map(|(_, p)| load(p)).collect::<Result<Vec<_>, _>>() {
-            Ok(programs) => {
-                explain::note(|| story::STEP_ATTACH.into());
-                attach_all(programs, &order, per_pid, links)
-            }
-            Err(e) => (Vec::new(), Err(e)),
-        }
-    } else {
-        // The first uprobe's attach waits for an RCU grace period (the kernel's
-        // uprobe registration takes dup_mmap_sem for writing: 10-40 ms on a 2-CPU
-        // VM, the larger part of start-up). A second thread attaches each program
-        // as soon as it is loaded, uprobes first, so that wait overlaps loading
-        // the other programs.
-        std::thread::scope(|s| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let order = &order;
-            let attacher = s.spawn(move || attach_all(rx, order, per_pid, links));
-            let mut loaded = Ok(());
+    let (prepared, attached, result) = std::thread::scope(|s| {
+        // The first uprobe's registration waits for an RCU grace period (the
+        // kernel takes dup_mmap_sem for writing: 10-40 ms on a 2-CPU VM, the larger
+        // part of start-up). A second thread attaches the probes, uprobes first,
+        // each as soon as it can: a perf event is opened before its program is
+        // loaded, a link once its program comes. Meanwhile this thread makes the
+        // maps and the rings and loads the programs, handing each over. With
+        // --explain, one after the other, so the calls are told in order.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let order = &order;
+        let threaded = !explain::enabled();
+        let attacher = threaded.then(|| s.spawn(move || attach_all(rx, order, per_pid, links)));
+        let prepared = prepare(cfg, kernel, &show, &online, &possible, pid, child.is_some());
+        let (mut queued, mut loaded) = (Vec::new(), Ok(()));
+        if let Ok((maps, stacks, user_maps, _)) = &prepared {
+            explain::note(|| story::STEP_PROGRAMS.into());
+            let fds = maps.fds(stacks.as_ref(), user_maps);
             for (_, p) in order {
-                match load(p) {
-                    Ok(program) => {
+                match load_program(p, &fds, helpers, kernel, via(p, links)) {
+                    // A closed channel: the attacher failed; its error is returned below.
+                    Ok(program) if threaded => {
                         if tx.send(program).is_err() {
-                            break; // the attacher failed: its error is returned below
+                            break;
                         }
                     }
+                    Ok(program) => queued.push(program),
                     Err(e) => {
                         loaded = Err(e);
                         break;
                     }
                 }
             }
-            drop(tx);
-            let (attached, result) = attacher.join().expect("the thread attaching the probes panicked");
-            (attached, loaded.and(result))
-        })
+        }
+        drop(tx);
+        let (attached, result) = match attacher {
+            Some(thread) => thread.join().expect("the thread attaching the probes panicked"),
+            None if prepared.is_ok() && loaded.is_ok() => {
+                explain::note(|| story::STEP_ATTACH.into());
+                attach_all(queued, order, per_pid, links)
+            }
+            None => (Vec::new(), Ok(())),
+        };
+        (prepared, attached, loaded.and(result))
+    });
+    let (maps, stacks, user_maps, rings) = match (prepared, result) {
+        (Ok(prepared), Ok(())) => prepared,
+        (Err(e), _) | (Ok(_), Err(e)) => {
+            // Closed all at once, as at exit (each close waits in the kernel).
+            detach_all(attached);
+            return Err(e);
+        }
     };
-    if let Err(e) = result {
-        // Closed all at once, as at exit (each close waits in the kernel).
-        detach_all(attached);
-        return Err(e);
-    }
     explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, rings, maps };
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
@@ -880,18 +884,27 @@ fn attach_order(plan: &Plan, reverse: bool) -> Vec<(usize, &Probe)> {
     order
 }
 
-/// Attaches each program of `programs` (in `order`, as they come: from a channel
-/// while they are loaded, or all at once) to its probe. Stops at the first failure
-/// and returns it with what was attached, for the caller to detach.
+/// Attaches the probes in `order`, each with its program from `programs` (they
+/// come in that order: from a channel while they are loaded, or all at once). A
+/// perf event is opened before its program is taken, so the kernel's wait at the
+/// first uprobe overlaps the loading. Stops when `programs` ends early (the loader
+/// failed: its error is the caller's) or at the first failure, and returns it
+/// with what was attached, for the caller to detach.
 fn attach_all(
     programs: impl IntoIterator<Item = LoadedProgram>,
     order: &[(usize, &Probe)],
     pid: Option<u32>,
     links: bool,
 ) -> (Vec<Attached>, Result<(), Error>) {
+    let mut programs = programs.into_iter();
     let mut attached = Vec::with_capacity(order.len());
-    for (n, (program, &(_, p))) in programs.into_iter().zip(order).enumerate() {
-        match attach(n, p, program, pid, via(p, links)) {
+    for (n, &(_, p)) in order.iter().enumerate() {
+        let event = match place(n, p, pid, via(p, links)) {
+            Ok(event) => event,
+            Err(e) => return (attached, Err(e)),
+        };
+        let Some(program) = programs.next() else { break };
+        match attach(p, program, event, pid) {
             Ok(a) => attached.push(a),
             Err(e) => return (attached, Err(e)),
         }
@@ -899,55 +912,69 @@ fn attach_all(
     (attached, Ok(()))
 }
 
-/// Attaches `program` to probe `p` (number `n` in the attach order): a uprobe link,
-/// or a perf event opened disabled, given the program, then enabled.
-fn attach(
-    n: usize,
-    p: &Probe,
-    program: LoadedProgram,
-    pid: Option<u32>,
-    via: Via,
-) -> Result<Attached, Error> {
+/// For probe `p` (number `n` in the attach order): says where it goes, and for a
+/// perf event opens it, disabled: the kernel places the probe (a uprobe's
+/// breakpoint, the tracepoint's hook), but it fires only once [`attach`] has set
+/// its program and enabled it. A link is made by [`attach`] (None here).
+fn place(n: usize, p: &Probe, pid: Option<u32>, via: Via) -> Result<Option<OwnedFd>, Error> {
     let err = |err| Error::Perf { probe: probe_label(p), err };
-    // A uprobe for one pid fires only in that process; without a pid it is
-    // system-wide (cpu 0 is enough: the program runs on every CPU). Kprobes
-    // and tracepoints are always system-wide: the programs filter.
-    let (pid, cpu) = match (&p.attach, pid) {
-        (Attach::Uprobe { .. }, Some(pid)) => (pid as i32, -1),
-        _ => (-1, 0),
-    };
+    let (pid, cpu) = event_target(p, pid);
     explain::note(|| story::attaching(p, pid, cpu, via == Via::Link));
     if let Some(e) = injected_attach_failure(n) {
         return Err(err(e));
     }
-    let fd = match (&p.attach, via) {
-        (Attach::Uprobe { path, offset, .. }, Via::Link) => {
-            let target = || crate::perf::PerfTarget::Uprobe {
+    let event = match (&p.attach, via) {
+        (_, Via::Link) => return Ok(None),
+        (Attach::Uprobe { path, offset, .. }, _) => crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu),
+        (Attach::Kprobe { func, .. }, _) => crate::perf::open_kprobe(func, 0, p.ret),
+        (Attach::Tracepoint { id, .. }, _) => crate::perf::open_tracepoint(*id, -1, 0),
+    };
+    event.map(Some).map_err(err)
+}
+
+/// A perf event's pid and cpu for probe `p`. A uprobe for one pid fires only in
+/// that process; without a pid it is system-wide (cpu 0 is enough: the program
+/// runs on every CPU). Kprobes and tracepoints are always system-wide: the
+/// programs filter.
+fn event_target(p: &Probe, pid: Option<u32>) -> (i32, i32) {
+    match (&p.attach, pid) {
+        (Attach::Uprobe { .. }, Some(pid)) => (pid as i32, -1),
+        _ => (-1, 0),
+    }
+}
+
+/// Gives `program` to probe `p`: to its perf `event` (PERF_EVENT_IOC_SET_BPF, then
+/// enable), or, without one, through a new uprobe link.
+fn attach(
+    p: &Probe,
+    program: LoadedProgram,
+    event: Option<OwnedFd>,
+    pid: Option<u32>,
+) -> Result<Attached, Error> {
+    let err = |err| Error::Perf { probe: probe_label(p), err };
+    if let Some(fd) = event {
+        // On a failure `fd` is closed here, which removes the probe.
+        crate::perf::set_bpf_and_enable(fd.as_fd(), program.as_fd()).map_err(err)?;
+        return Ok(Attached { _fd: fd, _program: program });
+    }
+    let Attach::Uprobe { path, offset, .. } = &p.attach else {
+        unreachable!("only uprobes are attached with links");
+    };
+    let pid = event_target(p, pid).0;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| err(crate::perf::PerfError::InvalidArgument(format!("{} has a NUL", path.display()))))?;
+    // The link's pid 0 means every process.
+    let fd = bpf::link::attach_uprobes(program.as_fd(), &c_path, &[*offset], p.ret, pid.max(0) as u32)
+        .map_err(|e| {
+            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+            let target = crate::perf::PerfTarget::Uprobe {
                 binary: path.clone(),
                 offset: *offset,
                 retprobe: p.ret,
                 pid,
             };
-            let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
-                err(crate::perf::PerfError::InvalidArgument(format!("{} has a NUL", path.display())))
-            })?;
-            // The link's pid 0 means every process.
-            bpf::link::attach_uprobes(program.as_fd(), &c_path, &[*offset], p.ret, pid.max(0) as u32)
-                .map_err(|e| {
-                    let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-                    err(crate::perf::PerfError::from_open(errno, target()))
-                })?
-        }
-        (Attach::Uprobe { path, offset, .. }, _) => {
-            crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu).map_err(err)?
-        }
-        (Attach::Kprobe { func, .. }, _) => crate::perf::open_kprobe(func, 0, p.ret).map_err(err)?,
-        (Attach::Tracepoint { id, .. }, _) => crate::perf::open_tracepoint(*id, -1, 0).map_err(err)?,
-    };
-    if via == Via::PerfEvent {
-        // On a failure `fd` is closed here, which removes the probe.
-        crate::perf::set_bpf_and_enable(fd.as_fd(), program.as_fd()).map_err(err)?;
-    }
+            err(crate::perf::PerfError::from_open(errno, target))
+        })?;
     Ok(Attached { _fd: fd, _program: program })
 }
 

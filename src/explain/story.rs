@@ -45,9 +45,10 @@ pub const UPROBE_LINKS_OFF: &str = "uprobes are attached with perf events: TRACE
 /// See [`STEP_PLAN`].
 pub const STEP_ATTACH: &str = "\n5. Attaching, uprobes first: a tracepoint, kprobe (or uprobe, without links) \
 is a perf event opened disabled, given its program (PERF_EVENT_IOC_SET_BPF), then enabled; a uprobe link \
-fires as soon as it is made. Without --explain, a second thread attaches each program as soon as it is loaded: \
-the first uprobe waits for the kernel (an RCU grace period, tens of ms), and that wait then hides loading the \
-rest";
+fires as soon as it is made. Without --explain, a second thread does this from the start, while the maps, the \
+rings and the programs are made: it opens each perf event before its program is loaded and makes each link \
+as soon as its program is, so the kernel's wait at the first uprobe (an RCU grace period, tens of ms) hides \
+the rest of the work";
 /// The last note before the trace.
 pub const OUTRO: &str =
     "\nThe probes are live. Closing the link and perf event fds (at exit, all at once from \
