@@ -308,7 +308,15 @@ fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), Error> {
                     Error::Io(format!("cannot inspect process {pid} (/proc/{pid}/exe)"), e)
                 }
             })?;
-            Ok((exe, Some(*pid)))
+            // A thread's id names the process it belongs to: /proc has it too,
+            // but a uprobe link and the `tgids` filter take the process id.
+            let tgid = process_of(*pid).unwrap_or(*pid);
+            if tgid != *pid {
+                eprintln!(
+                    "trace: {pid} is a thread of process {tgid}: tracing the process (all its threads)"
+                );
+            }
+            Ok((exe, Some(tgid)))
         }
         Target::Watch(path) => {
             if !path.is_file() {
@@ -320,6 +328,12 @@ fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), Error> {
             Ok((path.clone(), None))
         }
     }
+}
+
+/// The process (thread group) of thread `tid`: the `Tgid:` line of its /proc status.
+fn process_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status.lines().find_map(|l| l.strip_prefix("Tgid:"))?.trim().parse().ok()
 }
 
 /// What the programs write to and trace reads.

@@ -48,3 +48,31 @@ fn the_trace_ends_when_the_process_exits() {
     assert!(tail.chunks(2).all(|p| p == ["> lc_step", "< lc_step"]), "{lines:?}");
     target.wait().unwrap();
 }
+
+/// `-p` with a thread's id (what `top -H` or `ps -L` shows) traces its process:
+/// a uprobe link and the `tgids` filter take the process id, and the user is told.
+#[test]
+fn a_threads_id_traces_its_process() {
+    let bin = build_prog("threaded", &["-pthread"]);
+    let mut target = KillOnDrop(Command::new(&bin).stdout(std::process::Stdio::piped()).spawn().unwrap());
+    let mut tid = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(target.stdout.take().unwrap()), &mut tid)
+        .unwrap();
+    let (tid, pid) = (tid.trim().to_string(), target.id().to_string());
+    assert_ne!(tid, pid, "the ticking thread is not the main thread");
+    let (tracer, mut out) = spawn_trace(&["-p", &tid, "-u", "tick"], bin.parent().unwrap());
+    let lines = read_lines(&mut out, 6);
+    let first = lines.windows(2).position(|w| w == ["> tick", "< tick"]).expect("a whole call");
+    assert!(first <= 2, "at most the first call is partial: {lines:?}");
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let o = finish(tracer, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains(&format!(
+            "trace: {tid} is a thread of process {pid}: tracing the process (all its threads)"
+        )),
+        "{err}"
+    );
+    assert!(target.try_wait().unwrap().is_none(), "the traced process survives the tracer");
+}
