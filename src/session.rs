@@ -507,7 +507,9 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     };
     let pid = child.as_ref().map(|c| c.pid()).or(known_pid);
     let per_pid = if scope == Scope::Process { pid } else { None };
-    let links = plan.probes.iter().any(|p| matches!(p.attach, Attach::Uprobe { .. })) && uprobe_links(kernel);
+    let has_uprobes =
+        plan.probes.iter().chain(&plan.hidden).any(|p| matches!(p.attach, Attach::Uprobe { .. }));
+    let links = has_uprobes && uprobe_links(kernel);
     let order = attach_order(&plan, matches!(show, Show::Script { .. }));
     let helpers = Helpers::for_kernel(kernel);
     let (prepared, attached, result) = std::thread::scope(|s| {
