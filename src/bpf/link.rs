@@ -129,3 +129,38 @@ pub fn uprobe_links(kernel: KernelVersion) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    #[test]
+    fn the_attr_has_the_uapi_layout() {
+        // union bpf_attr's link_create, include/uapi/linux/bpf.h: four u32, then
+        // the uprobe_multi member at 16 (path, offsets, ref_ctr_offsets, cookies:
+        // __aligned_u64; cnt, flags, pid: __u32).
+        assert_eq!(size_of::<UprobeMultiAttr>(), 64);
+        assert_eq!(offset_of!(UprobeMultiAttr, attach_type), 8);
+        assert_eq!(offset_of!(UprobeMultiAttr, path), 16);
+        assert_eq!(offset_of!(UprobeMultiAttr, offsets), 24);
+        assert_eq!(offset_of!(UprobeMultiAttr, cookies), 40);
+        assert_eq!(offset_of!(UprobeMultiAttr, cnt), 48);
+        assert_eq!(offset_of!(UprobeMultiAttr, uprobe_flags), 52);
+        assert_eq!(offset_of!(UprobeMultiAttr, pid), 56);
+    }
+
+    #[test]
+    fn the_kernel_answers_as_its_version_says() {
+        // Links with the process-wide pid filter: 6.10 (stable kernels got the fix
+        // later; the machines this runs on are 6.18, and the matrix guests say
+        // their answer in tests/kernel_matrix.rs).
+        let kernel = KernelVersion::current();
+        let answer = uprobe_links(kernel);
+        if (kernel.major, kernel.minor) >= (6, 10) {
+            assert_eq!(answer, Ok(()));
+        } else if (kernel.major, kernel.minor) < (6, 6) {
+            assert!(answer.unwrap_err().contains("no uprobe links"));
+        }
+    }
+}
