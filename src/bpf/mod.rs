@@ -1,4 +1,4 @@
-//! The bpf(2) loader: maps and programs, nothing else.
+//! The bpf(2) loader: maps and programs, and (in [`link`]) uprobe links.
 //!
 //! Every bpf(2) call of the tracer goes through [`sys_bpf`], the one place that
 //! touches the syscall.
