@@ -65,7 +65,8 @@ fn linked_programs() -> Vec<u64> {
 fn assert_no_leftovers(bin: &Path, case: &str, before: u64) {
     let left = || -> Vec<_> { our_programs().into_iter().filter(|(id, _)| *id > before).collect() };
     // No link may hold a program of ours: a link's id goes when its fd is closed.
-    let linked: Vec<_> = left().into_iter().filter(|(id, _)| linked_programs().contains(id)).collect();
+    let held = linked_programs();
+    let linked: Vec<_> = left().into_iter().filter(|(id, _)| held.contains(id)).collect();
     assert_eq!(linked, vec![], "{case}: BPF links left attached");
     // A link puts its program only after RCU grace periods (bpf_link_free defers
     // it: uprobe links may sleep), so a program of a link closed just before the

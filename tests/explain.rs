@@ -1067,6 +1067,40 @@ fn listings_of_watch_mode_match_the_kernels_copy() {
     assert!(out.status.success(), "{:?}", out.status);
 }
 
+/// `--watch` with system calls only: its one uprobe is the hidden one at the
+/// program's entry, and it goes through a link too where the kernel has them.
+#[test]
+fn watch_modes_hidden_entry_probe_is_a_link_where_the_kernel_has_them() {
+    let bin = build_prog("waiter", &[]);
+    let mut t = Background::start(
+        &["--explain", "--watch", "./waiter", "-s", "close"],
+        bin.parent().unwrap(),
+        Rings::Buffer,
+    );
+    t.wait_attached();
+    let path = format!("path={}", explain_quote(&std::fs::canonicalize(&bin).unwrap()));
+    let made = |prefix: &str, needle: &str| {
+        t.seen.iter().filter(|l| l.starts_with(prefix) && l.contains(needle) && !l.contains(" = -1 ")).count()
+    };
+    let config1 = path.replace("path=", "config1=");
+    let want = if Rings::Buffer.links() { (1, 0) } else { (0, 1) };
+    assert_eq!(
+        (made("bpf(BPF_LINK_CREATE, ", &path), made("perf_event_open(", &config1)),
+        want,
+        "links made, uprobe events opened for {path}:\n{}",
+        t.seen.join("\n")
+    );
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(t.child.id() as i32), nix::sys::signal::Signal::SIGINT)
+        .unwrap();
+    let out = t.child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+}
+
+/// A path as the explanation quotes it (printable ASCII here).
+fn explain_quote(p: &Path) -> String {
+    format!("{:?}", p.display().to_string())
+}
+
 /// A script's explanation: the same account of every call (its map included,
 /// and the reads of that map at the end), and the table of event ids naming
 /// the calls of the script they come from.
