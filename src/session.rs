@@ -8,6 +8,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
@@ -429,6 +430,10 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     if let Some(w) = bpf::raise_memlock(kernel) {
         eprintln!("trace: warning: {w}");
     }
+    // The first uprobe registration waits for an RCU grace period (7-23 ms here):
+    // asked and made now, on a thread, it overlaps reading the ELF files and
+    // loading the programs. With --explain, where the story needs it.
+    let early_links = (!explain::enabled() && uprobes_likely(cfg)).then(|| ask_uprobe_links(kernel));
     let (binary, known_pid) = match &cfg.target {
         Some(t) => {
             let (b, p) = resolve_target(t)?;
@@ -509,18 +514,20 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let per_pid = if scope == Scope::Process { pid } else { None };
     let has_uprobes =
         plan.probes.iter().chain(&plan.hidden).any(|p| matches!(p.attach, Attach::Uprobe { .. }));
-    let links = has_uprobes && uprobe_links(kernel);
+    let links =
+        has_uprobes && early_links.unwrap_or_else(|| ask_uprobe_links(kernel)).recv().unwrap_or(false);
     let order = attach_order(&plan, matches!(show, Show::Script { .. }));
     let helpers = Helpers::for_kernel(kernel);
     let (prepared, attached, result) = std::thread::scope(|s| {
         // The first uprobe's registration waits for an RCU grace period (the
         // kernel takes dup_mmap_sem for writing: 10-40 ms on a 2-CPU VM, the larger
-        // part of start-up). A second thread attaches the probes, uprobes first,
-        // each as soon as it can: a perf event is opened before its program is
-        // loaded, a link once its program comes. Meanwhile this thread makes the
+        // part of start-up); with links it is on its way already (early_links).
+        // A second thread attaches the probes, uprobes first, each as soon as it
+        // can: a perf event is opened before its program is loaded, a link once
+        // its program comes. Meanwhile this thread makes the
         // maps and the rings and loads the programs, handing each over. With
         // --explain, one after the other, so the calls are told in order.
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = mpsc::channel();
         let order = &order;
         let threaded = !explain::enabled();
         let attacher = threaded.then(|| s.spawn(move || attach_all(rx, order, per_pid, links)));
@@ -811,18 +818,66 @@ fn via(p: &Probe, links: bool) -> Via {
     }
 }
 
-/// Whether uprobes are attached with BPF links: where the kernel has them (asked
-/// once, see [`bpf::link::uprobe_links`]), unless `TRACE_UPROBE_LINKS=0` asks
-/// for perf events (tests and benchmarks compare both).
-fn uprobe_links(kernel: KernelVersion) -> bool {
+/// Asks whether uprobes are attached with BPF links, where the kernel has them
+/// (see [`bpf::link::uprobe_links`]), and if so makes the session's first uprobe
+/// registration (see [`bpf::link::first_registration`]). On a thread, which sends
+/// the answer as soon as it has it and registers after; with --explain here, one
+/// call after the other. `TRACE_UPROBE_LINKS=0` asks for perf events (tests and
+/// benchmarks compare both). No answer (the thread did not start) means perf events.
+fn ask_uprobe_links(kernel: KernelVersion) -> mpsc::Receiver<bool> {
+    let (tx, rx) = mpsc::channel();
     if std::env::var_os("TRACE_UPROBE_LINKS").is_some_and(|v| v == "0") {
         explain::note(|| story::UPROBE_LINKS_OFF.into());
-        return false;
+        let _ = tx.send(false);
+        return rx;
     }
-    explain::note(|| story::UPROBE_LINKS_PROBE.into());
-    let answer = bpf::link::uprobe_links(kernel);
-    explain::note(|| story::uprobe_links(&answer));
-    answer.is_ok()
+    let ask = move || {
+        explain::note(|| story::UPROBE_LINKS_PROBE.into());
+        let answer = bpf::link::uprobe_links(kernel);
+        explain::note(|| story::uprobe_links(answer.as_ref().map(|_| ())));
+        let _ = tx.send(answer.is_ok());
+        if let Ok(prog) = answer {
+            explain::note(|| story::FIRST_REGISTRATION.into());
+            let made = bpf::link::first_registration(prog.as_fd());
+            explain::note(|| story::first_registration(&made));
+        }
+    };
+    if explain::enabled() {
+        ask();
+    } else {
+        let _ = std::thread::Builder::new().name("first-uprobe".into()).spawn(move || {
+            // Signals are for the main thread, which reads them from a signalfd
+            // once it blocks them: this thread may still live then, and must not
+            // take one (a SIGINT's default action here would end trace). Blocked
+            // before the answer is sent, so before the main thread needs them.
+            let _ = nix::sys::signal::pthread_sigmask(
+                nix::sys::signal::SigmaskHow::SIG_BLOCK,
+                Some(&SigSet::all()),
+                None,
+            );
+            ask()
+        });
+    }
+    rx
+}
+
+/// Whether the probes will likely include uprobes, known from the command line
+/// alone: then the kernel is asked about uprobe links first thing (see [`run`]).
+fn uprobes_likely(cfg: &Config) -> bool {
+    match &cfg.job {
+        Job::Flags { request, .. } => {
+            request.is_empty()
+                || !request.funcs.is_empty()
+                || !request.libs.is_empty()
+                || matches!(cfg.target, Some(Target::Watch(_)))
+        }
+        Job::Script { program, .. } => program.checked.programs.iter().any(|p| {
+            matches!(
+                p.probe.kind,
+                crate::lang::ast::ProbeKind::Uprobe | crate::lang::ast::ProbeKind::Uretprobe
+            )
+        }),
+    }
 }
 
 /// Generates and loads the program of `p`, for the way it is attached.

@@ -312,6 +312,8 @@ struct Traced {
     output: Output,
     explained: Vec<Call>,
     seen: Vec<Call>,
+    /// The tracer's (from its strace file, `st.PID`).
+    pid: u32,
 }
 
 fn explanation(o: &Output) -> String {
@@ -361,10 +363,16 @@ fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
         .output()
         .expect("strace runs (install Debian's strace package)");
     // -ff writes one file per process; the tracer's is the one that execs it.
-    let tracer = std::fs::read_dir(&out_dir)
+    let (pid, tracer) = std::fs::read_dir(&out_dir)
         .unwrap()
-        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
-        .find(|text| text.starts_with(&format!("execve(\"{TRACE}\"")))
+        .map(|e| {
+            let path = e.unwrap().path();
+            (
+                path.extension().unwrap().to_str().unwrap().parse::<u32>().unwrap(),
+                std::fs::read_to_string(path).unwrap(),
+            )
+        })
+        .find(|(_, text)| text.starts_with(&format!("execve(\"{TRACE}\"")))
         .unwrap_or_else(|| {
             panic!("no strace file of the tracer in {}: {}", out_dir.display(), stderr(&output))
         });
@@ -383,7 +391,7 @@ fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
         c.name != "mmap" || c.args.get(4).is_some_and(|fd| ring_fds.contains(fd))
     });
     let explained = explanation(&output).lines().filter_map(parse_call).collect();
-    Traced { output, explained, seen }
+    Traced { output, explained, seen, pid }
 }
 
 /// Every call strace saw, in order, is the explanation's call at the same place.
@@ -447,7 +455,8 @@ fn every_call_explained(rings: Rings) {
     );
     // The uprobes: native, with_syscall, with_asm and libc's open, entry and return.
     // With links each is a BPF_LINK_CREATE, after a question to the kernel (one
-    // program, two links refused); the others are perf events, opened then given
+    // program, two links refused) and the first registration (that program linked
+    // to an empty memfd, then closed); the others are perf events, opened then given
     // their program and enabled by two ioctls.
     let (uprobes, links) = (8, rings.links());
     let events_opened = if links { probes - uprobes } else { probes };
@@ -455,8 +464,31 @@ fn every_call_explained(rings: Rings) {
     assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes + asked_loads);
     let link_creates: Vec<&Call> =
         c.iter().filter(|x| x.name == "bpf" && x.args[0] == "BPF_LINK_CREATE").collect();
-    assert_eq!(link_creates.len(), if links { uprobes + asked_links } else { 0 });
+    let first = usize::from(links);
+    assert_eq!(link_creates.len(), if links { uprobes + asked_links + first } else { 0 });
     assert_eq!(link_creates.iter().filter(|x| x.result.starts_with("-1")).count(), asked_links);
+    if links {
+        // The first registration: the asking program (the first one loaded) at
+        // offset 0 of a /proc/self/fd path, for trace's own pid, before any probe's.
+        let asking = c.iter().find(|x| x.args[0] == "BPF_PROG_LOAD").unwrap();
+        let f: BTreeMap<String, String> = fields(&link_creates[asked_links].args[1])
+            .into_iter()
+            .map(|(k, v)| {
+                (k.trim_start_matches("link_create.").trim_start_matches("uprobe_multi.").to_string(), v)
+            })
+            .collect();
+        let tracer = t.pid.to_string();
+        assert_eq!(
+            (f["prog_fd"].as_str(), f["offsets"].as_str(), f["cnt"].as_str(), f["pid"].as_str()),
+            (asking.result.as_str(), "[0x0]", "1", tracer.as_str()),
+            "{}",
+            link_creates[asked_links].line
+        );
+        assert!(f["path"].starts_with("\"/proc/self/fd/"), "{}", link_creates[asked_links].line);
+        assert!(!link_creates[asked_links].result.starts_with("-1"), "{}", link_creates[asked_links].line);
+        let err = explanation(&t.output);
+        assert!(err.contains("# made and closed"), "{err}");
+    }
     let ioctls = |request: &str| c.iter().filter(|x| x.name == "ioctl" && x.args[1] == request).count();
     let (set, enable) = (ioctls("PERF_EVENT_IOC_SET_BPF"), ioctls("PERF_EVENT_IOC_ENABLE"));
     assert_eq!((count(c, "ioctl", None), set, enable), (2 * events_opened, events_opened, events_opened));

@@ -46,19 +46,34 @@ pub const UPROBE_LINKS_OFF: &str = "uprobes are attached with perf events: TRACE
 pub const STEP_ATTACH: &str = "\n5. Attaching, uprobes first: a tracepoint, kprobe (or uprobe, without links) \
 is a perf event opened disabled, given its program (PERF_EVENT_IOC_SET_BPF), then enabled; a uprobe link \
 fires as soon as it is made. Without --explain, a second thread does this from the start, while the maps, the \
-rings and the programs are made: it opens each perf event before its program is loaded and makes each link \
-as soon as its program is, so the kernel's wait at the first uprobe (an RCU grace period, tens of ms) hides \
-the rest of the work";
+rings and the programs are made: it opens each perf event before its program is loaded (without links, the \
+first uprobe's open waits for an RCU grace period, tens of ms, while the programs load) and makes each link as \
+soon as its program is (the first registration of step 1 had that wait already)";
 /// The last note before the trace.
 pub const OUTRO: &str =
     "\nThe probes are live. Closing the link and perf event fds (at exit, all at once from \
 threads) detaches them; closing the program and map fds unloads the rest.";
 
 /// The answer to [`UPROBE_LINKS_PROBE`].
-pub fn uprobe_links(answer: &Result<(), String>) -> String {
+pub fn uprobe_links(answer: Result<(), &String>) -> String {
     match answer {
         Ok(()) => "so uprobes are attached with links".into(),
         Err(why) => format!("{why}: uprobes are attached with perf events"),
+    }
+}
+
+/// After a yes to [`UPROBE_LINKS_PROBE`].
+pub const FIRST_REGISTRATION: &str = "the first uprobe registration, made now: the kernel makes the first \
+one after a quiet while wait for an RCU grace period (it takes dup_mmap_sem for writing; tens of ms on a small \
+VM), and the ones soon after do not. So the program above is linked at offset 0 of an empty memfd (a file no \
+process maps: nothing is ever placed) for our pid, then closed. Without --explain a thread does this first \
+thing, while the ELF files are read and the programs loaded: the probes' links then come without the wait";
+
+/// How [`FIRST_REGISTRATION`] went.
+pub fn first_registration(made: &std::io::Result<()>) -> String {
+    match made {
+        Ok(()) => "made and closed".into(),
+        Err(e) => format!("refused ({e}): the first probe's link waits instead"),
     }
 }
 
