@@ -970,12 +970,12 @@ fn attach_all(
     let mut programs = programs.into_iter();
     let mut attached = Vec::with_capacity(order.len());
     for (n, &(_, p)) in order.iter().enumerate() {
-        let event = match place(n, p, pid, via(p, links)) {
-            Ok(event) => event,
+        let placed = match place(n, p, pid, via(p, links)) {
+            Ok(placed) => placed,
             Err(e) => return (attached, Err(e)),
         };
         let Some(program) = programs.next() else { break };
-        match attach(p, program, event, pid) {
+        match attach(p, program, placed, pid) {
             Ok(a) => attached.push(a),
             Err(e) => return (attached, Err(e)),
         }
@@ -983,11 +983,19 @@ fn attach_all(
     (attached, Ok(()))
 }
 
+/// Where a probe goes, from [`place`], for [`attach`].
+enum Placed<'p> {
+    /// Its perf event, opened disabled.
+    Event(OwnedFd),
+    /// A uprobe link to make at `offset` of `path`, once the program comes.
+    Link { path: &'p std::path::Path, offset: u64 },
+}
+
 /// For probe `p` (number `n` in the attach order): says where it goes, and for a
 /// perf event opens it, disabled: the kernel places the probe (a uprobe's
 /// breakpoint, the tracepoint's hook), but it fires only once [`attach`] has set
-/// its program and enabled it. A link is made by [`attach`] (None here).
-fn place(n: usize, p: &Probe, pid: Option<u32>, via: Via) -> Result<Option<OwnedFd>, Error> {
+/// its program and enabled it. A link is made by [`attach`].
+fn place(n: usize, p: &Probe, pid: Option<u32>, via: Via) -> Result<Placed<'_>, Error> {
     let err = |err| Error::Perf { probe: probe_label(p), err };
     let (pid, cpu) = event_target(p, pid);
     explain::note(|| story::attaching(p, pid, cpu, via == Via::Link));
@@ -995,12 +1003,16 @@ fn place(n: usize, p: &Probe, pid: Option<u32>, via: Via) -> Result<Option<Owned
         return Err(err(e));
     }
     let event = match (&p.attach, via) {
-        (_, Via::Link) => return Ok(None),
-        (Attach::Uprobe { path, offset, .. }, _) => crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu),
+        (Attach::Uprobe { path, offset, .. }, Via::Link) => {
+            return Ok(Placed::Link { path, offset: *offset })
+        }
+        (Attach::Uprobe { path, offset, .. }, Via::PerfEvent) => {
+            crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu)
+        }
         (Attach::Kprobe { func, .. }, _) => crate::perf::open_kprobe(func, 0, p.ret),
         (Attach::Tracepoint { id, .. }, _) => crate::perf::open_tracepoint(*id, -1, 0),
     };
-    event.map(Some).map_err(err)
+    event.map(Placed::Event).map_err(err)
 }
 
 /// A perf event's pid and cpu for probe `p`. A uprobe for one pid fires only in
@@ -1014,36 +1026,27 @@ fn event_target(p: &Probe, pid: Option<u32>) -> (i32, i32) {
     }
 }
 
-/// Gives `program` to probe `p`: to its perf `event` (PERF_EVENT_IOC_SET_BPF, then
-/// enable), or, without one, through a new uprobe link.
-fn attach(
-    p: &Probe,
-    program: LoadedProgram,
-    event: Option<OwnedFd>,
-    pid: Option<u32>,
-) -> Result<Attached, Error> {
+/// Gives `program` to probe `p` where [`place`] said: to its perf event
+/// (PERF_EVENT_IOC_SET_BPF, then enable), or through a new uprobe link.
+fn attach(p: &Probe, program: LoadedProgram, placed: Placed, pid: Option<u32>) -> Result<Attached, Error> {
     let err = |err| Error::Perf { probe: probe_label(p), err };
-    if let Some(fd) = event {
-        // On a failure `fd` is closed here, which removes the probe.
-        crate::perf::set_bpf_and_enable(fd.as_fd(), program.as_fd()).map_err(err)?;
-        return Ok(Attached { _fd: fd, _program: program });
-    }
-    let Attach::Uprobe { path, offset, .. } = &p.attach else {
-        unreachable!("only uprobes are attached with links");
+    let (path, offset) = match placed {
+        Placed::Event(fd) => {
+            // On a failure `fd` is closed here, which removes the probe.
+            crate::perf::set_bpf_and_enable(fd.as_fd(), program.as_fd()).map_err(err)?;
+            return Ok(Attached { _fd: fd, _program: program });
+        }
+        Placed::Link { path, offset } => (path, offset),
     };
     let pid = event_target(p, pid).0;
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| err(crate::perf::PerfError::InvalidArgument(format!("{} has a NUL", path.display()))))?;
     // The link's pid 0 means every process.
-    let fd = bpf::link::attach_uprobes(program.as_fd(), &c_path, &[*offset], p.ret, pid.max(0) as u32)
+    let fd = bpf::link::attach_uprobes(program.as_fd(), &c_path, &[offset], p.ret, pid.max(0) as u32)
         .map_err(|e| {
             let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-            let target = crate::perf::PerfTarget::Uprobe {
-                binary: path.clone(),
-                offset: *offset,
-                retprobe: p.ret,
-                pid,
-            };
+            let target =
+                crate::perf::PerfTarget::Uprobe { binary: path.to_path_buf(), offset, retprobe: p.ret, pid };
             err(crate::perf::PerfError::from_open(errno, target))
         })?;
     Ok(Attached { _fd: fd, _program: program })
