@@ -314,6 +314,8 @@ struct Traced {
     seen: Vec<Call>,
     /// The tracer's (from its strace file, `st.PID`).
     pid: u32,
+    /// The calls of the tracer's other threads and of the command, by thread id.
+    others: Vec<(u32, Vec<Call>)>,
 }
 
 fn explanation(o: &Output) -> String {
@@ -363,7 +365,7 @@ fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
         .output()
         .expect("strace runs (install Debian's strace package)");
     // -ff writes one file per process; the tracer's is the one that execs it.
-    let (pid, tracer) = std::fs::read_dir(&out_dir)
+    let files: Vec<(u32, String)> = std::fs::read_dir(&out_dir)
         .unwrap()
         .map(|e| {
             let path = e.unwrap().path();
@@ -372,10 +374,19 @@ fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
                 std::fs::read_to_string(path).unwrap(),
             )
         })
+        .collect();
+    let (pid, tracer) = files
+        .iter()
         .find(|(_, text)| text.starts_with(&format!("execve(\"{TRACE}\"")))
+        .cloned()
         .unwrap_or_else(|| {
             panic!("no strace file of the tracer in {}: {}", out_dir.display(), stderr(&output))
         });
+    let others = files
+        .into_iter()
+        .filter(|(tid, _)| *tid != pid)
+        .map(|(tid, text)| (tid, text.lines().filter_map(parse_call).collect()))
+        .collect();
     let mut seen: Vec<Call> = tracer.lines().filter_map(parse_call).collect();
     // Only the mmaps of perf events and of the ring buffer map: the others are
     // the memory allocator's and the loader's. Descriptors are reused (the ring
@@ -391,7 +402,7 @@ fn under_strace(args: &[&str], dir: &Path, rings: Rings) -> Traced {
         c.name != "mmap" || c.args.get(4).is_some_and(|fd| ring_fds.contains(fd))
     });
     let explained = explanation(&output).lines().filter_map(parse_call).collect();
-    Traced { output, explained, seen, pid }
+    Traced { output, explained, seen, pid, others }
 }
 
 /// Every call strace saw, in order, is the explanation's call at the same place.
@@ -434,6 +445,45 @@ fn every_call_strace_sees_is_explained() {
 #[test]
 fn every_call_strace_sees_is_explained_with_perf_rings() {
     every_call_explained(Rings::Perf);
+}
+
+/// Without --explain, the first uprobe registration (see src/bpf/link.rs) is made
+/// by a thread of its own, not by the thread that reads the ELF files and loads
+/// the programs: the asking program's link to the memfd, which succeeds.
+#[test]
+fn the_first_registration_is_made_on_a_thread_of_its_own() {
+    if !Rings::Buffer.links() {
+        eprintln!("skipped: this kernel attaches uprobes with perf events (no first registration)");
+        return;
+    }
+    let dir = build_file_io("first-registration");
+    let t = under_strace(&["-u", "native", "./file-io"], &dir, Rings::Buffer);
+    assert!(t.output.status.success(), "{}", explanation(&t.output));
+    assert_eq!(stdout_lines(&t.output), ["> native", "< native"]);
+    let asked = |calls: &[Call]| {
+        calls
+            .iter()
+            .find(|c| {
+                c.args[0] == "BPF_PROG_LOAD" && fields(&c.args[1])["prog_name"] == "\"uprobe_link_ask\""
+            })
+            .map(|c| c.result.clone())
+    };
+    assert_eq!(asked(&t.seen), None, "the main thread asked:\n{:#?}", t.seen);
+    let (tid, calls) = t
+        .others
+        .iter()
+        .find(|(_, calls)| asked(calls).is_some())
+        .unwrap_or_else(|| panic!("no thread loaded uprobe_link_ask: {:?}", t.others));
+    let prog = asked(calls).unwrap();
+    let links: Vec<&Call> = calls.iter().filter(|c| c.args[0] == "BPF_LINK_CREATE").collect();
+    // Two refused (the questions), then the registration with the same program.
+    assert_eq!(links.len(), 3, "thread {tid}: {links:#?}");
+    assert!(links.iter().all(|c| fields(&c.args[1])["link_create.prog_fd"] == prog), "{links:#?}");
+    assert_eq!(
+        links.iter().map(|c| !c.result.starts_with("-1")).collect::<Vec<_>>(),
+        [false, false, true],
+        "thread {tid}: {links:#?}"
+    );
 }
 
 fn every_call_explained(rings: Rings) {
