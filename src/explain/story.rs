@@ -67,7 +67,8 @@ pub const FIRST_REGISTRATION: &str = "the first uprobe registration, made now: t
 one after a quiet while wait for an RCU grace period (it takes dup_mmap_sem for writing; tens of ms on a small \
 VM), and the ones soon after do not. So the program above is linked at offset 0 of an empty memfd (a file no \
 process maps: nothing is ever placed) for our pid, then closed. Without --explain a thread does this first \
-thing, while the ELF files are read and the programs loaded: the probes' links then come without the wait";
+thing, while the ELF files are read and the programs loaded: the probes' links then share that wait rather \
+than start their own after the work";
 
 /// How [`FIRST_REGISTRATION`] went.
 pub fn first_registration(made: &std::io::Result<()>) -> String {
