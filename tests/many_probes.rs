@@ -1,0 +1,42 @@
+//! Many probes: enough that their programs are loaded by several threads (see
+//! `loaders_for` in src/session.rs); they must still be attached in order and
+//! every call traced.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+/// 60 functions (120 probes), each called once in order by main.
+fn build_many(n: usize) -> std::path::PathBuf {
+    let dir = temp_dir("many-probes");
+    let mut src = String::from("#include <stdio.h>\n");
+    for i in 0..n {
+        src += &format!(
+            "__attribute__((noinline)) int work_{i:02}(int x) {{ __asm__ volatile(\"\" ::: \"memory\"); return x + {i}; }}\n"
+        );
+    }
+    src += "int main(void) {\n\tint s = 0;\n";
+    for i in 0..n {
+        src += &format!("\ts = work_{i:02}(s);\n");
+    }
+    src += "\treturn s == 0;\n}\n";
+    let c = dir.join("many.c");
+    std::fs::write(&c, src).unwrap();
+    let bin = dir.join("many");
+    let out = Command::new("cc").args(["-O2", "-g", "-o"]).arg(&bin).arg(&c).output().expect("cc runs");
+    assert!(out.status.success(), "building many.c failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    bin
+}
+
+#[test]
+fn a_hundred_and_twenty_probes_trace_every_call_in_order() {
+    let n = 60;
+    let bin = build_many(n);
+    let out = trace(&["-u", "work_*", "./many"], bin.parent().unwrap());
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("Attaching {} probes...", 2 * n)), "{err}");
+    let want: Vec<String> =
+        (0..n).flat_map(|i| [format!("> work_{i:02}"), format!("< work_{i:02}")]).collect();
+    assert_lines(&stdout_lines(&out), &want, "trace -u 'work_*' ./many");
+}
