@@ -34,7 +34,7 @@ further, the producer page and the data area (mapped twice in a row by the kerne
 /// See [`STEP_PLAN`].
 pub const STEP_PROGRAMS: &str =
     "\n4. Programs: one per probe, checked by the verifier when loaded (without --explain, \
-on one thread per CPU, at most 4: the kernel checks each program on its own)";
+64 or more are loaded by one thread per CPU, at most 4: the kernel checks each program on its own)";
 /// Before asking the kernel whether uprobes can be attached with links.
 pub const UPROBE_LINKS_PROBE: &str = "how to attach uprobes: with a BPF link (BPF_LINK_CREATE, attach type \
 BPF_TRACE_UPROBE_MULTI), where the kernel has one, since a link detaches much faster than a perf event. \
