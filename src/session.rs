@@ -530,37 +530,28 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         // other, so the calls are told in order.
         let (tx, rx) = mpsc::channel();
         let order = &order;
-        let threaded = !explain::enabled();
-        let attacher = threaded.then(|| s.spawn(move || attach_all(InOrder::new(rx), order, per_pid, links)));
+        let (attacher, rx, loaders) = if explain::enabled() {
+            (None, Some(rx), 1)
+        } else {
+            let attacher = s.spawn(move || attach_all(InOrder::new(rx), order, per_pid, links));
+            (Some(attacher), None, loaders_for(order.len()))
+        };
         let prepared = prepare(cfg, kernel, &show, &online, &possible, pid, child.is_some());
-        let (mut queued, mut loaded) = (Vec::new(), Ok(()));
+        let mut loaded = Ok(());
         if let Ok((maps, stacks, user_maps, _)) = &prepared {
             explain::note(|| story::STEP_PROGRAMS.into());
             let fds = maps.fds(stacks.as_ref(), user_maps);
-            let load = |p: &Probe| load_program(p, &fds, helpers, kernel, via(p, links));
-            if threaded {
-                loaded =
-                    load_programs(order, loaders_for(order.len()), &|&(_, p): &(usize, &Probe)| load(p), &tx);
-            } else {
-                for (_, p) in order {
-                    match load(p) {
-                        Ok(program) => queued.push(program),
-                        Err(e) => {
-                            loaded = Err(e);
-                            break;
-                        }
-                    }
-                }
-            }
+            let load = |&(_, p): &(usize, &Probe)| load_program(p, &fds, helpers, kernel, via(p, links));
+            loaded = load_programs(order, loaders, &load, &tx);
         }
         drop(tx);
-        let (attached, result) = match attacher {
-            Some(thread) => thread.join().expect("the thread attaching the probes panicked"),
-            None if prepared.is_ok() && loaded.is_ok() => {
+        let (attached, result) = match (attacher, rx) {
+            (Some(thread), _) => thread.join().expect("the thread attaching the probes panicked"),
+            (None, Some(rx)) if prepared.is_ok() && loaded.is_ok() => {
                 explain::note(|| story::STEP_ATTACH.into());
-                attach_all(queued, order, per_pid, links)
+                attach_all(InOrder::new(rx), order, per_pid, links)
             }
-            None => (Vec::new(), Ok(())),
+            (None, _) => (Vec::new(), Ok(())),
         };
         (prepared, attached, loaded.and(result))
     });
@@ -1064,7 +1055,7 @@ impl<T> Iterator for InOrder<T> {
 }
 
 /// Attaches the probes in `order`, each with its program from `programs` (they
-/// come in that order: from a channel while they are loaded, or all at once). A
+/// come in that order: while they are loaded, or all loaded already). A
 /// perf event is opened before its program is taken, so the kernel's wait at the
 /// first uprobe overlaps the loading. Stops when `programs` ends early (the loader
 /// failed: its error is the caller's) or at the first failure, and returns it
