@@ -357,7 +357,8 @@ pub struct MapFds {
     pub output: Output,
     /// HASH tgid (u32) -> 1 (u32): the traced processes.
     pub tgids: i32,
-    /// HASH tid (u32) -> depth (u32): threads inside traced program functions.
+    /// LRU_HASH tid (u32) -> depth (u32): the traced program functions each
+    /// thread is inside (0 once it has left them all).
     pub depth: i32,
     /// HASH {tid, pair} (u64) -> user pointer (u64): strings to read again at return.
     pub pending: i32,
@@ -1002,10 +1003,11 @@ fn filter(a: &mut Asm, filter: Filter, maps: &MapFds) {
             a.jmp(JmpOp::Jeq, R0, 0, "out");
         }
         Filter::Inside => {
-            a.comment("filter: only while this thread is inside a traced function (depth map)");
+            a.comment("filter: only while this thread is inside a traced function (depth[tid] > 0)");
             a.stx(Size::W, R10, KEY4, R7);
             map_lookup(a, maps.depth, KEY4);
             a.jmp(JmpOp::Jeq, R0, 0, "out");
+            a.ldx(Size::W, R1, R0, 0).jmp(JmpOp::Jeq, R1, 0, "out");
         }
     }
 }
@@ -1124,15 +1126,17 @@ fn depth_enter(a: &mut Asm, maps: &MapFds, sfx: &str) {
     a.label(&done);
 }
 
+/// The entry stays at 0 when the last call returns (`depth` is an LRU hash, see
+/// `depth_entries` in session.rs): deleting it and inserting it again at the
+/// next call made each event of a program function 0.18-0.2 us dearer.
 fn depth_exit(a: &mut Asm, maps: &MapFds, sfx: &str) {
-    let (dec, out) = (format!("depth_dec{sfx}"), format!("depth_out{sfx}"));
-    a.comment("depth: this call is over (depth[tid] -= 1, removed at 0); record what remains");
+    let out = format!("depth_out{sfx}");
+    a.comment("depth: this call is over (depth[tid] -= 1, kept at 0); record what remains");
     a.stx(Size::W, R10, KEY4, R7);
     map_lookup(a, maps.depth, KEY4);
     a.jmp(JmpOp::Jeq, R0, 0, &out);
-    a.ldx(Size::W, R1, R0, 0).jmp(JmpOp::Jgt, R1, 1, &dec);
-    map_delete(a, maps.depth, KEY4);
-    a.ja(&out);
-    a.label(&dec).add64(R1, -1).stx(Size::W, R0, 0, R1).stx(Size::W, R10, rec(record::OFF_DEPTH), R1);
+    a.comment("no call in progress (it began before trace attached): nothing to count down");
+    a.ldx(Size::W, R1, R0, 0).jmp(JmpOp::Jeq, R1, 0, &out);
+    a.add64(R1, -1).stx(Size::W, R0, 0, R1).stx(Size::W, R10, rec(record::OFF_DEPTH), R1);
     a.label(&out);
 }

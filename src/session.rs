@@ -147,6 +147,26 @@ struct Attached {
     _program: LoadedProgram,
 }
 
+/// Threads whose depth `depth` keeps before the kernel evicts any (see [`depth_entries`]).
+const DEPTH_THREADS: u32 = 16384;
+/// `LOCAL_FREE_TARGET` (kernel/bpf/bpf_lru_list.c, internal, not UAPI): an LRU map
+/// moves free entries to a CPU's own list this many at a time, and evicts to
+/// fill that list when the shared free list runs short, so up to this many per
+/// CPU can sit free while others are evicted.
+const LRU_LOCAL_FREE_TARGET: u32 = 128;
+
+/// Entries of the `depth` map: an LRU hash, so that a thread's entry stays (at
+/// depth 0) when it leaves its last traced function and the next call only
+/// looks it up and counts. (A plain hash entry inserted at every outermost call
+/// and deleted at its return cost 0.18-0.2 us an event, entry or return, on
+/// bench/run's `-u work_fn`.) Entries
+/// of threads that have exited are never looked up again, so they are the ones the
+/// kernel evicts when the map is full; sized so that DEPTH_THREADS threads fit
+/// before it evicts any, whatever the CPUs hold back.
+fn depth_entries(possible_cpus: u32) -> u32 {
+    DEPTH_THREADS + LRU_LOCAL_FREE_TARGET * possible_cpus
+}
+
 /// The maps every program refers to.
 struct Maps {
     events: Map,
@@ -157,13 +177,14 @@ struct Maps {
 }
 
 impl Maps {
-    /// `events` is made already (see [`events_map`]).
-    fn create(events: Map) -> Result<Maps, Error> {
+    /// `events` is made already (see [`events_map`]); `possible`: how many CPUs
+    /// there can be (sizes `depth`).
+    fn create(events: Map, possible: u32) -> Result<Maps, Error> {
         let m = |t, k, v, n, name: &str| Map::create(t, k, v, n, name).map_err(Error::Bpf);
         Ok(Maps {
             events,
             tgids: m(MapType::Hash, 4, 4, 4096, "tgids")?,
-            depth: m(MapType::Hash, 4, 4, 16384, "depth")?,
+            depth: m(MapType::LruHash, 4, 4, depth_entries(possible), "depth")?,
             pending: m(MapType::Hash, 8, 8, 16384, "pending")?,
             dropped: m(MapType::PercpuArray, 4, 8, 1, "dropped")?,
         })
@@ -628,9 +649,9 @@ fn prepare(
     held: bool,
 ) -> Result<(Maps, Option<Map>, Vec<Map>, Rings), Error> {
     explain::note(|| story::STEP_MAPS.into());
-    let events =
-        events_map(kernel, cfg.ring_pages, online.len(), possible.iter().max().map_or(1, |m| m + 1))?;
-    let maps = Maps::create(events)?;
+    let possible = possible.iter().max().map_or(1, |m| m + 1);
+    let events = events_map(kernel, cfg.ring_pages, online.len(), possible)?;
+    let maps = Maps::create(events, possible)?;
     let stacks = match show {
         Show::Script { lowered, .. } if lowered.stacks => Some(
             Map::create(MapType::StackTrace, 4, STACK_VALUE_SIZE, STACK_ENTRIES, "stacks")

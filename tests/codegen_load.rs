@@ -15,7 +15,7 @@ fn every_program_shape_loads() {
     let cpus = 64;
     let events = Map::create(MapType::PerfEventArray, 4, 4, cpus, "events").unwrap();
     let tgids = Map::create(MapType::Hash, 4, 4, 64, "tgids").unwrap();
-    let depth = Map::create(MapType::Hash, 4, 4, 64, "depth").unwrap();
+    let depth = Map::create(MapType::LruHash, 4, 4, 64, "depth").unwrap();
     let pending = Map::create(MapType::Hash, 8, 8, 64, "pending").unwrap();
     let dropped = Map::create(MapType::PercpuArray, 4, 8, 1, "dropped").unwrap();
     let stacks = Map::create(MapType::StackTrace, 4, 8 * 127, 64, "stacks").unwrap();

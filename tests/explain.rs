@@ -819,6 +819,12 @@ enum Rewrite {
     /// map_gen_lookup, K = where the value starts in an element). Jumps over it
     /// grow by 2.
     HashLookupInlined,
+    /// `call bpf_map_lookup_elem#1` on an LRU hash map (`depth`) becomes six: the
+    /// hash lookup's call, then `if r0 == 0x0 goto pc+4`, and the element's
+    /// `ref` byte set when it is clear (`r1 = *(u8 *)(r0 +R); if r1 != 0x0 goto
+    /// pc+1; *(u8 *)(r0 +R) = 1`: what keeps it from eviction), then `r0 += K`
+    /// (htab_lru_map_gen_lookup). Jumps over it grow by 5.
+    LruHashLookupInlined,
     /// `call bpf_map_lookup_elem#1` on a per-CPU array becomes nine instructions
     /// (the map's map_gen_lookup, Linux 6.10+): `r1 += K` (to the array's per-CPU
     /// pointers), load the index, `if r0 >= MAX_ENTRIES goto` the NULL result,
@@ -827,7 +833,8 @@ enum Rewrite {
     /// Older kernels call `percpu_array_map_lookup_elem` directly instead.
     PercpuArrayLookupInlined,
     /// `call bpf_map_update_elem#2` / `bpf_map_delete_elem#3` -> direct calls of
-    /// the hash map's own `htab_map_update_elem` / `htab_map_delete_elem`.
+    /// the hash map's own `htab_map_update_elem` / `htab_map_delete_elem`
+    /// (`htab_lru_map_update_elem` for the LRU hash).
     MapOpsDirectCall,
     /// A per-CPU array lookup as a direct call of the map's own
     /// `percpu_array_map_lookup_elem` (kernels that do not inline it).
@@ -870,6 +877,21 @@ fn percpu_lookup_shape(kernel: &[(usize, String, String)], j: usize, max_entries
             _ => c == code && t == text,
         })
     })
+}
+
+/// The six instructions an LRU hash lookup becomes ([`Rewrite::LruHashLookupInlined`]),
+/// from the call at `j`.
+fn lru_lookup_shape(kernel: &[(usize, String, String)], j: usize) -> bool {
+    let text = |i: usize| kernel.get(j + i).map(|(_, c, t)| (c.as_str(), t.as_str()));
+    let offset = |t: &str, prefix: &str| t.strip_prefix(prefix).and_then(|k| k.parse::<i32>().ok());
+    let Some(("71", load)) = text(2) else { return false };
+    let Some(r) = load.strip_prefix("r1 = *(u8 *)(r0 +").and_then(|k| k.strip_suffix(')')) else {
+        return false;
+    };
+    text(1) == Some(("15", "if r0 == 0x0 goto pc+4"))
+        && text(3) == Some(("55", "if r1 != 0x0 goto pc+1"))
+        && text(4).is_some_and(|(c, t)| c == "72" && t == format!("*(u8 *)(r0 +{r}) = 1"))
+        && text(5).is_some_and(|(c, t)| c == "07" && offset(t, "r0 += ").is_some_and(|k| k > 0))
 }
 
 fn compare(
@@ -921,7 +943,18 @@ fn compare(
                 j += 3;
                 continue;
             }
+            (Some("bpf_map_lookup_elem"), Some("__htab_map_lookup_elem"))
+                if map.is_some_and(|m| m.map_type == "LRU_HASH") =>
+            {
+                if !lru_lookup_shape(kernel, j) {
+                    return Err(bad());
+                }
+                used.insert(Rewrite::LruHashLookupInlined);
+                j += 6;
+                continue;
+            }
             (Some("bpf_map_update_elem"), Some("htab_map_update_elem"))
+            | (Some("bpf_map_update_elem"), Some("htab_lru_map_update_elem"))
             | (Some("bpf_map_delete_elem"), Some("htab_map_delete_elem")) => {
                 used.insert(Rewrite::MapOpsDirectCall);
             }
@@ -1081,6 +1114,14 @@ fn check_against_bpftool(tracer: &mut Background, rings: Rings) -> Vec<Shown> {
         Rewrite::MapOpsDirectCall,
     ]
     .into();
+    // The LRU hash is `depth`, which only program functions' probes count in.
+    let depth = maps.iter().find(|(_, m)| m.name == "depth").map(|(fd, _)| format!("map[fd:{fd}]"));
+    if progs
+        .iter()
+        .any(|p| p.insns.iter().any(|(_, _, t)| depth.as_ref().is_some_and(|d| t.ends_with(d.as_str()))))
+    {
+        all.insert(Rewrite::LruHashLookupInlined);
+    }
     // bpf_ringbuf_output is the same helper in every program type.
     if rings == Rings::Perf {
         all.insert(Rewrite::TracepointOutput);

@@ -59,6 +59,8 @@ pub enum MapType {
     PerfEventArray = 4,
     PercpuArray = 6,
     StackTrace = 7,
+    /// BPF_MAP_TYPE_LRU_HASH (4.10+).
+    LruHash = 9,
     /// BPF_MAP_TYPE_RINGBUF (5.8+): max_entries is the ring's size in bytes.
     Ringbuf = 27,
 }
@@ -72,6 +74,7 @@ impl MapType {
             MapType::PerfEventArray,
             MapType::PercpuArray,
             MapType::StackTrace,
+            MapType::LruHash,
             MapType::Ringbuf,
         ]
         .into_iter()
@@ -85,6 +88,7 @@ impl MapType {
             MapType::Array => "ARRAY",
             MapType::PerfEventArray => "PERF_EVENT_ARRAY",
             MapType::PercpuArray => "PERCPU_ARRAY",
+            MapType::LruHash => "LRU_HASH",
             MapType::StackTrace => "STACK_TRACE",
             MapType::Ringbuf => "RINGBUF",
         }

@@ -277,7 +277,11 @@ fn map_purpose(map: &Map) -> &'static str {
         }
         "events" => "CPU number -> the fd of that CPU's ring",
         "tgids" => "the processes traced (tgid -> 1)",
-        "depth" => "the threads inside a traced program function (tid -> depth)",
+        "depth" => {
+            "how many traced program functions each thread is inside (tid -> depth; an LRU hash: \
+             an entry stays at 0 after its thread's last return, and those of exited threads are \
+             the ones evicted when it is full)"
+        }
         "pending" => "file names the entry could not read, kept for the return probe",
         "dropped" => "per CPU, the records that found the ring full",
         _ => "",
