@@ -211,6 +211,10 @@ pub enum Stmt {
 pub struct Emit {
     /// What user space looks the record up by (a probe, or a printf site).
     pub id: u32,
+    /// `id` is the probe's own (the probes of the command line). A program
+    /// attached by a uprobe link reads it from the link's cookie instead (see
+    /// [`Ids`]), so that probes alike but for their id share one program.
+    pub probe_id: bool,
     /// Up to six values, in `vals`.
     pub values: Vec<Expr>,
     pub string: StringOp,
@@ -251,7 +255,7 @@ impl ProgSpec {
             body.push(Stmt::Filter(filter));
         }
         let values = values.into_iter().map(Expr::Ctx).collect();
-        body.push(Stmt::Emit(Emit { id, values, string, depth, time: true, comm: true }));
+        body.push(Stmt::Emit(Emit { id, probe_id: true, values, string, depth, time: true, comm: true }));
         ProgSpec { ctx, body, vars: 0, floor: false }
     }
 
@@ -274,6 +278,28 @@ impl ProgSpec {
         }
         body.push(Stmt::Register(register));
         ProgSpec { ctx, body, vars: 0, floor: false }
+    }
+
+    /// Whether a record carries the probe's own id ([`Emit::probe_id`]).
+    pub fn has_probe_id(&self) -> bool {
+        self.body.iter().any(|s| matches!(s, Stmt::Emit(e) if e.probe_id))
+    }
+
+    /// Whether `other` makes the same program as this one but for the probe's
+    /// own id (read from a cookie, [`Ids::Cookie`]).
+    pub fn alike(&self, other: &ProgSpec) -> bool {
+        fn without_id(spec: &ProgSpec) -> ProgSpec {
+            let mut spec = spec.clone();
+            for s in &mut spec.body {
+                if let Stmt::Emit(e) = s {
+                    if e.probe_id {
+                        e.id = 0;
+                    }
+                }
+            }
+            spec
+        }
+        without_id(self) == without_id(other)
     }
 
     /// The filter the program starts with.
@@ -451,8 +477,20 @@ impl From<AsmError> for GenError {
     }
 }
 
-/// The program for one probe.
-pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers) -> Result<Program, GenError> {
+/// Where a program finds the probe's own id it puts in its records
+/// ([`Emit::probe_id`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ids {
+    /// In the program: one program per probe.
+    Immediate,
+    /// In the attach cookie of each place it is attached at
+    /// (`bpf_get_attach_cookie`, which uprobe links carry from Linux 6.6): one
+    /// program for every probe alike ([`ProgSpec::alike`]) in one binary.
+    Cookie,
+}
+
+/// The program for one probe (or, with [`Ids::Cookie`], for every probe alike).
+pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers, ids: Ids) -> Result<Program, GenError> {
     let mut a = Asm::new();
     if spec.floor {
         a.comment("kernel floor: attached, but does nothing");
@@ -463,7 +501,7 @@ pub fn generate(spec: &ProgSpec, maps: &MapFds, helpers: Helpers) -> Result<Prog
     if needed > SLOTS {
         return Err(GenError::StackFull { needed });
     }
-    let mut g = Gen { a, maps, helpers, vars: spec.vars, labels: 0, emits: 0 };
+    let mut g = Gen { a, maps, helpers, ids, vars: spec.vars, labels: 0, emits: 0 };
     g.a.comment("who is running? r6 = context, r7 = tgid << 32 | tid");
     g.a.mov64(R6, R1).call(Helper::GetCurrentPidTgid).mov64(R7, R0);
     g.stmts(&spec.body, true);
@@ -543,6 +581,7 @@ struct Gen<'a> {
     a: Asm,
     maps: &'a MapFds,
     helpers: Helpers,
+    ids: Ids,
     vars: u32,
     labels: u32,
     /// Records emitted so far: the first one's labels keep their plain names.
@@ -927,14 +966,20 @@ impl Gen<'_> {
 
     fn fill_record(&mut self, e: &Emit) {
         let time = e.time || self.maps.output == Output::PerfRings;
+        let cookie = e.probe_id && self.ids == Ids::Cookie;
         let a = &mut self.a;
-        a.comment(if time {
-            "record: probe id, flags, tgid, tid, time"
+        let id = if cookie { "probe id (the cookie of the place it runs at)" } else { "probe id" };
+        a.comment(&if time {
+            format!("record: {id}, flags, tgid, tid, time")
         } else {
-            "record: probe id, flags, tgid, tid (time 0: the ring buffer keeps the order, and nothing shows it)"
+            format!("record: {id}, flags, tgid, tid (time 0: the ring buffer keeps the order, and nothing shows it)")
         });
-        a.st(Size::W, R10, rec(record::OFF_PROBE), e.id as i32)
-            .st(Size::W, R10, rec(record::OFF_FLAGS), 0)
+        if cookie {
+            a.mov64(R1, R6).call(Helper::GetAttachCookie).stx(Size::W, R10, rec(record::OFF_PROBE), R0);
+        } else {
+            a.st(Size::W, R10, rec(record::OFF_PROBE), e.id as i32);
+        }
+        a.st(Size::W, R10, rec(record::OFF_FLAGS), 0)
             .mov64(R1, R7)
             .rsh64(R1, 32)
             .stx(Size::W, R10, rec(record::OFF_TGID), R1)

@@ -15,7 +15,7 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::bpf::{self, LoadedProgram, Map, MapType};
-use crate::codegen::{self, Ctx, Helpers, MapFds, Output};
+use crate::codegen::{self, Ctx, Helpers, Ids, MapFds, Output};
 use crate::elf::ElfFile;
 use crate::explain::{self, story};
 use crate::kallsyms::{FilterFunctions, Kallsyms};
@@ -538,6 +538,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     let links =
         has_uprobes && early_links.unwrap_or_else(|| ask_uprobe_links(kernel)).recv().unwrap_or(false);
     let order = attach_order(&plan, matches!(show, Show::Script { .. }));
+    let units = units(&order, links);
     let helpers = Helpers::for_kernel(kernel);
     let (prepared, attached, result) = std::thread::scope(|s| {
         // The first uprobe's registration waits for an RCU grace period (the
@@ -550,27 +551,27 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         // loaders_for), handing each over. With --explain, one after the
         // other, so the calls are told in order.
         let (tx, rx) = mpsc::channel();
-        let order = &order;
+        let units = &units;
         let (attacher, rx, loaders) = if explain::enabled() {
             (None, Some(rx), 1)
         } else {
-            let attacher = s.spawn(move || attach_all(InOrder::new(rx), order, per_pid, links));
-            (Some(attacher), None, loaders_for(order.len()))
+            let attacher = s.spawn(move || attach_all(InOrder::new(rx), units, per_pid));
+            (Some(attacher), None, loaders_for(units.len()))
         };
         let prepared = prepare(cfg, kernel, &show, &online, &possible, pid, child.is_some());
         let mut loaded = Ok(());
         if let Ok((maps, stacks, user_maps, _)) = &prepared {
             explain::note(|| story::STEP_PROGRAMS.into());
             let fds = maps.fds(stacks.as_ref(), user_maps);
-            let load = |&(_, p): &(usize, &Probe)| load_program(p, &fds, helpers, kernel, via(p, links));
-            loaded = load_programs(order, loaders, &load, &tx);
+            let load = |u: &Unit| load_program(u, &fds, helpers, kernel);
+            loaded = load_programs(units, loaders, &load, &tx);
         }
         drop(tx);
         let (attached, result) = match (attacher, rx) {
             (Some(thread), _) => thread.join().expect("the thread attaching the probes panicked"),
             (None, Some(rx)) if prepared.is_ok() && loaded.is_ok() => {
                 explain::note(|| story::STEP_ATTACH.into());
-                attach_all(InOrder::new(rx), order, per_pid, links)
+                attach_all(InOrder::new(rx), units, per_pid)
             }
             (None, _) => (Vec::new(), Ok(())),
         };
@@ -589,7 +590,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     // Blocked before the announcement, so a Ctrl-C right after it is read by the
     // event loop (which detaches everything) and never lost or fatal.
     let signals = block_signals()?;
-    let n = live.attached.len() - plan.hidden.len() + specials;
+    let n = plan.probes.len() + specials;
     eprintln!("Attaching {n} probe{}...", if n == 1 { "" } else { "s" });
     if std::env::var_os("TRACE_TEST_STOP_BEFORE_RELEASE").is_some() {
         // Tests only: stop here, the command held, so a test can kill us now.
@@ -893,21 +894,26 @@ fn uprobes_likely(cfg: &Config) -> bool {
     }
 }
 
-/// Generates and loads the program of `p`, for the way it is attached.
+/// Generates and loads the program of `unit`, for the way it is attached: with
+/// a link, the probe ids come from the link's cookies.
 fn load_program(
-    p: &Probe,
+    unit: &Unit,
     fds: &MapFds,
     helpers: Helpers,
     kernel: KernelVersion,
-    via: Via,
 ) -> Result<LoadedProgram, Error> {
-    let prog = codegen::generate(&p.spec, fds, helpers).map_err(Error::Gen)?;
+    let p = unit.first();
+    let ids = match unit.via {
+        Via::Link => Ids::Cookie,
+        Via::PerfEvent => Ids::Immediate,
+    };
+    let prog = codegen::generate(&p.spec, fds, helpers, ids).map_err(Error::Gen)?;
     let prog_type = match p.spec.ctx {
         Ctx::PtRegs => bpf::ProgType::Kprobe,
         Ctx::Tracepoint => bpf::ProgType::Tracepoint,
     };
-    let attach_type = (via == Via::Link).then_some(bpf::link::BPF_TRACE_UPROBE_MULTI);
-    story::program(p, &prog);
+    let attach_type = (unit.via == Via::Link).then_some(bpf::link::BPF_TRACE_UPROBE_MULTI);
+    story::program(&unit.probes(), &prog);
     let loaded = bpf::load_program_for(prog_type, attach_type, &prog.insns, &probe_label(p), kernel)
         .map_err(|e| match e {
             bpf::BpfError::Verifier { .. } => Error::Rejected { listing: prog.listing(), err: e },
@@ -915,6 +921,12 @@ fn load_program(
         })?;
     story::loaded(&loaded);
     Ok(loaded)
+}
+
+/// How a unit's probes are named in an error: `uprobe:native` or
+/// `uprobe:native, uprobe:with_asm`.
+fn unit_label(unit: &Unit) -> String {
+    unit.members.iter().map(|(_, p)| probe_label(p)).collect::<Vec<_>>().join(", ")
 }
 
 /// How a probe is named to the user and in the kernel (prog_name).
@@ -968,10 +980,63 @@ fn attach_order(plan: &Plan, reverse: bool) -> Vec<(usize, &Probe)> {
     order
 }
 
+/// Probes that share one program and one attachment: a probe, or with uprobe
+/// links every probe of the command line alike but for its id
+/// ([`ProgSpec::alike`](codegen::ProgSpec::alike)) on one binary, entries or
+/// returns: one link places them all, each offset with its probe's id as its
+/// cookie. (`-u '*'` on a program of 100 functions: 2 programs and 2 links
+/// instead of 200 and 200.) A script's probes keep one each: two blocks on one
+/// function run in the order they were attached (see [`attach_order`]).
+struct Unit<'p> {
+    /// The probes with their place in the plan, in attach order.
+    members: Vec<(usize, &'p Probe)>,
+    via: Via,
+}
+
+impl<'p> Unit<'p> {
+    fn first(&self) -> &'p Probe {
+        self.members[0].1
+    }
+
+    fn probes(&self) -> Vec<&'p Probe> {
+        self.members.iter().map(|&(_, p)| p).collect()
+    }
+
+    /// Whether `p` can join: linked alike in the same binary.
+    fn takes(&self, p: &Probe, via: Via) -> bool {
+        let first = self.first();
+        match (&first.attach, &p.attach) {
+            (Attach::Uprobe { path: a, .. }, Attach::Uprobe { path: b, .. }) => {
+                via == Via::Link
+                    && self.via == Via::Link
+                    && a == b
+                    && first.ret == p.ret
+                    && first.spec.has_probe_id()
+                    && first.spec.alike(&p.spec)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The probes of `order` as units, each where its first probe is.
+fn units<'p>(order: &[(usize, &'p Probe)], links: bool) -> Vec<Unit<'p>> {
+    let mut units: Vec<Unit<'p>> = Vec::new();
+    for &(i, p) in order {
+        let via = via(p, links);
+        match units.iter_mut().find(|u| u.takes(p, via)) {
+            Some(u) => u.members.push((i, p)),
+            None => units.push(Unit { members: vec![(i, p)], via }),
+        }
+    }
+    units
+}
+
 /// How many threads load `n` programs: one per CPU (at most 4) for many, else
 /// one. Each program is generated, then verified by the kernel on its own
 /// (~0.2 ms a program here), so many load faster in parallel: 200 probes
-/// (bench/run's 100 functions) on 2 CPUs started in 35.1 ms instead of 47.7. A
+/// (bench/run's 100 functions, as perf events: with links they are 2 programs,
+/// see [`Unit`]) on 2 CPUs started in 35.1 ms instead of 47.7. A
 /// few load well within the kernel's wait at the first uprobe, which a second
 /// busy CPU makes longer: the lab's 10, in parallel, started in 21.7 ms on
 /// average instead of 17.2 (15 interleaved runs each).
@@ -1083,19 +1148,18 @@ impl<T> Iterator for InOrder<T> {
 /// with what was attached, for the caller to detach.
 fn attach_all(
     programs: impl IntoIterator<Item = LoadedProgram>,
-    order: &[(usize, &Probe)],
+    units: &[Unit],
     pid: Option<u32>,
-    links: bool,
 ) -> (Vec<Attached>, Result<(), Error>) {
     let mut programs = programs.into_iter();
-    let mut attached = Vec::with_capacity(order.len());
-    for (n, &(_, p)) in order.iter().enumerate() {
-        let placed = match place(n, p, pid, via(p, links)) {
+    let mut attached = Vec::with_capacity(units.len());
+    for (n, unit) in units.iter().enumerate() {
+        let placed = match place(n, unit, pid) {
             Ok(placed) => placed,
             Err(e) => return (attached, Err(e)),
         };
         let Some(program) = programs.next() else { break };
-        match attach(p, program, placed, pid) {
+        match attach(unit, program, placed, pid) {
             Ok(a) => attached.push(a),
             Err(e) => return (attached, Err(e)),
         }
@@ -1103,28 +1167,38 @@ fn attach_all(
     (attached, Ok(()))
 }
 
-/// Where a probe goes, from [`place`], for [`attach`].
+/// Where a unit goes, from [`place`], for [`attach`].
 enum Placed<'p> {
-    /// Its perf event, opened disabled.
+    /// Its probe's perf event, opened disabled.
     Event(OwnedFd),
-    /// A uprobe link to make at `offset` of `path`, once the program comes.
-    Link { path: &'p std::path::Path, offset: u64 },
+    /// A uprobe link to make at `offsets` of `path`, once the program comes; the
+    /// cookies are the probes' ids.
+    Link { path: &'p std::path::Path, offsets: Vec<u64>, cookies: Vec<u64> },
 }
 
-/// For probe `p` (number `n` in the attach order): says where it goes, and for a
+/// For `unit` (number `n` in the attach order): says where it goes, and for a
 /// perf event opens it, disabled: the kernel places the probe (a uprobe's
 /// breakpoint, the tracepoint's hook), but it fires only once [`attach`] has set
 /// its program and enabled it. A link is made by [`attach`].
-fn place(n: usize, p: &Probe, pid: Option<u32>, via: Via) -> Result<Placed<'_>, Error> {
-    let err = |err| Error::Perf { probe: probe_label(p), err };
+fn place<'p>(n: usize, unit: &Unit<'p>, pid: Option<u32>) -> Result<Placed<'p>, Error> {
+    let p = unit.first();
+    let err = |err| Error::Perf { probe: unit_label(unit), err };
     let (pid, cpu) = event_target(p, pid);
-    explain::note(|| story::attaching(p, pid, cpu, via == Via::Link));
+    explain::note(|| story::attaching(&unit.probes(), pid, cpu, unit.via == Via::Link));
     if let Some(e) = injected_attach_failure(n) {
         return Err(err(e));
     }
-    let event = match (&p.attach, via) {
-        (Attach::Uprobe { path, offset, .. }, Via::Link) => {
-            return Ok(Placed::Link { path, offset: *offset })
+    let event = match (&p.attach, unit.via) {
+        (Attach::Uprobe { path, .. }, Via::Link) => {
+            let (offsets, cookies) = unit
+                .members
+                .iter()
+                .map(|(_, q)| match q.attach {
+                    Attach::Uprobe { offset, .. } => (offset, u64::from(q.id)),
+                    _ => unreachable!("a unit's probes are all uprobes on one binary"),
+                })
+                .unzip();
+            return Ok(Placed::Link { path, offsets, cookies });
         }
         (Attach::Uprobe { path, offset, .. }, Via::PerfEvent) => {
             crate::perf::open_uprobe(path, *offset, p.ret, pid, cpu)
@@ -1146,29 +1220,35 @@ fn event_target(p: &Probe, pid: Option<u32>) -> (i32, i32) {
     }
 }
 
-/// Gives `program` to probe `p` where [`place`] said: to its perf event
+/// Gives `program` to `unit` where [`place`] said: to its probe's perf event
 /// (PERF_EVENT_IOC_SET_BPF, then enable), or through a new uprobe link.
-fn attach(p: &Probe, program: LoadedProgram, placed: Placed, pid: Option<u32>) -> Result<Attached, Error> {
-    let err = |err| Error::Perf { probe: probe_label(p), err };
-    let (path, offset) = match placed {
+fn attach(unit: &Unit, program: LoadedProgram, placed: Placed, pid: Option<u32>) -> Result<Attached, Error> {
+    let p = unit.first();
+    let err = |err| Error::Perf { probe: unit_label(unit), err };
+    let (path, offsets, cookies) = match placed {
         Placed::Event(fd) => {
             // On a failure `fd` is closed here, which removes the probe.
             crate::perf::set_bpf_and_enable(fd.as_fd(), program.as_fd()).map_err(err)?;
             return Ok(Attached { _fd: fd, _program: program });
         }
-        Placed::Link { path, offset } => (path, offset),
+        Placed::Link { path, offsets, cookies } => (path, offsets, cookies),
     };
     let pid = event_target(p, pid).0;
     let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| err(crate::perf::PerfError::InvalidArgument(format!("{} has a NUL", path.display()))))?;
     // The link's pid 0 means every process.
-    let fd = bpf::link::attach_uprobes(program.as_fd(), &c_path, &[offset], p.ret, pid.max(0) as u32)
-        .map_err(|e| {
-            let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
-            let target =
-                crate::perf::PerfTarget::Uprobe { binary: path.to_path_buf(), offset, retprobe: p.ret, pid };
-            err(crate::perf::PerfError::from_open(errno, target))
-        })?;
+    let fd =
+        bpf::link::attach_uprobes(program.as_fd(), &c_path, &offsets, &cookies, p.ret, pid.max(0) as u32)
+            .map_err(|e| {
+                let errno = nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0));
+                let target = crate::perf::PerfTarget::Uprobe {
+                    binary: path.to_path_buf(),
+                    offset: offsets[0],
+                    retprobe: p.ret,
+                    pid,
+                };
+                err(crate::perf::PerfError::from_open(errno, target))
+            })?;
     Ok(Attached { _fd: fd, _program: program })
 }
 
@@ -1490,5 +1570,77 @@ mod tests {
                  without CONFIG_KPROBES)"
             );
         }
+    }
+
+    /// A probe on `func` at `offset` of `path`, with the command line's record.
+    fn uprobe_at(id: u32, path: &str, func: &str, offset: u64, ret: bool) -> Probe {
+        use crate::codegen::{Depth, Filter, ProgSpec, StringOp};
+        let symbol = crate::elf::Symbol {
+            name: func.into(),
+            addr: offset,
+            size: 16,
+            offset,
+            section: ".text".into(),
+            sh_addr: 0,
+            sh_offset: 0,
+            kind: crate::elf::SymKind::Func,
+            weak: false,
+            aliases: vec![],
+        };
+        let depth = if ret { Depth::Exit } else { Depth::Enter };
+        Probe {
+            id,
+            kind: plan::Kind::ProgFunc,
+            ret,
+            func: func.into(),
+            attach: Attach::Uprobe { path: path.into(), offset, symbol: Box::new(symbol) },
+            spec: ProgSpec::record(id, Ctx::PtRegs, Filter::None, vec![], StringOp::None, depth),
+            values: vec![],
+            string_arg: None,
+            show_comm: false,
+            pair: id ^ 1,
+        }
+    }
+
+    /// With links, probes alike on one binary share a unit (entries apart from
+    /// returns); other binaries, other shapes and perf events do not.
+    #[test]
+    fn probes_alike_on_one_binary_share_a_link() {
+        let mut probes = [
+            uprobe_at(0, "/bin/a", "f", 0x10, false),
+            uprobe_at(1, "/bin/a", "f", 0x10, true),
+            uprobe_at(2, "/bin/a", "g", 0x20, false),
+            uprobe_at(3, "/bin/a", "g", 0x20, true),
+            uprobe_at(4, "/lib/b", "h", 0x30, false),
+            uprobe_at(5, "/bin/a", "k", 0x40, false),
+        ];
+        // k's entry records its first argument: another program.
+        probes[5].spec = crate::codegen::ProgSpec::record(
+            5,
+            Ctx::PtRegs,
+            crate::codegen::Filter::None,
+            vec![crate::codegen::Value::Reg(crate::codegen::pt_regs::DI)],
+            crate::codegen::StringOp::None,
+            crate::codegen::Depth::Enter,
+        );
+        let order: Vec<(usize, &Probe)> = probes.iter().enumerate().collect();
+        let ids = |units: &[Unit]| -> Vec<Vec<u32>> {
+            units.iter().map(|u| u.members.iter().map(|(_, p)| p.id).collect()).collect()
+        };
+        assert_eq!(ids(&units(&order, true)), [vec![0, 2], vec![1, 3], vec![4], vec![5]]);
+        assert!(units(&order, true).iter().all(|u| u.via == Via::Link));
+        // Perf events have no cookie: one program each.
+        assert_eq!(ids(&units(&order, false)), (0..6).map(|i| vec![i]).collect::<Vec<_>>());
+        // A script's probe (its records' ids are its own events) keeps its own.
+        let mut scripted = uprobe_at(6, "/bin/a", "m", 0x50, false);
+        for s in &mut scripted.spec.body {
+            if let crate::codegen::Stmt::Emit(e) = s {
+                e.probe_id = false;
+            }
+        }
+        let mut scripted2 = scripted.clone();
+        scripted2.id = 7;
+        let order = [(0, &scripted), (1, &scripted2)];
+        assert_eq!(ids(&units(&order, true)), [vec![6], vec![7]]);
     }
 }

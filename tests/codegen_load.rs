@@ -2,10 +2,10 @@
 //! verifier: each filter, string mode, depth mode and register mode, on both
 //! contexts. (The QEMU matrix runs the tracer on older verifiers too.)
 
-use trace::bpf::{load_program, Map, MapType, ProgType};
+use trace::bpf::{self, load_program, Map, MapType, ProgType};
 use trace::codegen::{
-    generate, pt_regs, BinOp, Ctx, Depth, Emit, Expr, Filter, Helpers, MapFds, Output, ProgSpec, Register,
-    Space, Stmt, StringOp, Value,
+    generate, pt_regs, BinOp, Ctx, Depth, Emit, Expr, Filter, Helpers, Ids, MapFds, Output, ProgSpec,
+    Register, Space, Stmt, StringOp, Value,
 };
 use trace::kernel::KernelVersion;
 
@@ -131,7 +131,7 @@ fn every_expression_shape_loads() {
         }
     }
     let emit = |id, values: Vec<Expr>, string| {
-        Stmt::Emit(Emit { id, values, string, depth: Depth::None, time: true, comm: true })
+        Stmt::Emit(Emit { id, probe_id: false, values, string, depth: Depth::None, time: true, comm: true })
     };
     for (i, e) in exprs.iter().enumerate() {
         let body = vec![
@@ -157,7 +157,7 @@ fn every_expression_shape_loads() {
         let spec = ProgSpec { ctx: Ctx::PtRegs, body, vars: 1, floor: false };
         load(&spec, &maps, helpers, kernel);
         if i == 0 {
-            println!("{}", generate(&spec, &maps, helpers).unwrap().listing());
+            println!("{}", generate(&spec, &maps, helpers, Ids::Immediate).unwrap().listing());
         }
     }
     // A tracepoint's char[] field read from the context.
@@ -169,13 +169,23 @@ fn every_expression_shape_loads() {
     load(&ProgSpec { ctx: Ctx::Tracepoint, body, vars: 0, floor: false }, &maps, helpers, kernel);
 }
 
+/// Loads the program of `spec`; a uprobe's also as it is for a uprobe link,
+/// which reads the probe id from the link's cookie.
 fn load(spec: &ProgSpec, maps: &MapFds, helpers: Helpers, kernel: KernelVersion) {
-    let prog = generate(spec, maps, helpers).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+    let prog = generate(spec, maps, helpers, Ids::Immediate).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
     let ty = match spec.ctx {
         Ctx::PtRegs => ProgType::Kprobe,
         Ctx::Tracepoint => ProgType::Tracepoint,
     };
     if let Err(e) = load_program(ty, &prog.insns, "shape", kernel) {
         panic!("{spec:?}\n{}\n{e}", prog.listing());
+    }
+    static LINKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if ty == ProgType::Kprobe && *LINKS.get_or_init(|| bpf::link::uprobe_links(kernel).is_ok()) {
+        let prog = generate(spec, maps, helpers, Ids::Cookie).unwrap_or_else(|e| panic!("{spec:?}: {e}"));
+        let link = Some(bpf::link::BPF_TRACE_UPROBE_MULTI);
+        if let Err(e) = bpf::load_program_for(ty, link, &prog.insns, "shape", kernel) {
+            panic!("{spec:?}, ids from the cookie\n{}\n{e}", prog.listing());
+        }
     }
 }

@@ -184,8 +184,8 @@ fn same_bpf(st: &Call, ours: &Call) -> Result<(), String> {
 
 /// strace 6.1 does not decode link_create's uprobe_multi member: it shows the attr's
 /// bytes 16..63 as `extra_data="\x41\x8f..."`. Read the field there (offsets within
-/// that member, include/uapi/linux/bpf.h): path and offsets are pointers (non-zero),
-/// cnt, flags and pid are numbers.
+/// that member, include/uapi/linux/bpf.h): path, offsets and cookies are pointers
+/// (non-zero), cnt, flags and pid are numbers.
 fn same_uprobe_multi_field(name: &str, ours: &str, extra: &str) -> Result<(), String> {
     let quoted = extra.split(" /*").next().unwrap_or(extra).trim().trim_matches('"');
     let bytes: Vec<u8> =
@@ -195,12 +195,17 @@ fn same_uprobe_multi_field(name: &str, ours: &str, extra: &str) -> Result<(), St
         Ok(b.iter().rev().fold(0u64, |acc, &x| (acc << 8) | u64::from(x)))
     };
     let (seen, want) = match name {
-        "path" | "offsets" => {
-            return if at(if name == "path" { 0 } else { 8 }, 8)? != 0 {
+        "path" | "offsets" | "cookies" => {
+            let off = match name {
+                "path" => 0,
+                "offsets" => 8,
+                _ => 24,
+            };
+            return if at(off, 8)? != 0 {
                 Ok(())
             } else {
                 Err(format!("uprobe_multi.{name}: a NULL pointer in strace's bytes"))
-            }
+            };
         }
         "cnt" => (at(32, 4)?, ours.parse::<u64>().ok()),
         "flags" => (at(36, 4)?, Some(if ours == "BPF_F_UPROBE_MULTI_RETURN" { 1 } else { 0 })),
@@ -504,19 +509,49 @@ fn every_call_explained(rings: Rings) {
         ["\"depth\"", "\"dropped\"", "\"events\"", "\"pending\"", "\"tgids\""].map(String::from).into()
     );
     // The uprobes: native, with_syscall, with_asm and libc's open, entry and return.
-    // With links each is a BPF_LINK_CREATE, after a question to the kernel (one
+    // With links they are BPF_LINK_CREATEs, after a question to the kernel (one
     // program, two links refused) and the first registration (that program linked
-    // to an empty memfd, then closed); the others are perf events, opened then given
-    // their program and enabled by two ioctls.
+    // to an empty memfd, then closed): the three functions' entries share one
+    // program and one link (each offset's cookie is its probe's id), so do their
+    // returns, and libc's open has one for each. Otherwise they are perf events,
+    // one program each, opened then given their program and enabled by two ioctls.
     let (uprobes, links) = (8, rings.links());
+    let uprobe_programs = if links { 4 } else { uprobes };
     let events_opened = if links { probes - uprobes } else { probes };
     let (asked_loads, asked_links) = if links { (1, 2) } else { (0, 0) };
-    assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes + asked_loads);
+    assert_eq!(count(c, "bpf", Some("BPF_PROG_LOAD")), probes - uprobes + uprobe_programs + asked_loads);
     let link_creates: Vec<&Call> =
         c.iter().filter(|x| x.name == "bpf" && x.args[0] == "BPF_LINK_CREATE").collect();
     let first = usize::from(links);
-    assert_eq!(link_creates.len(), if links { uprobes + asked_links + first } else { 0 });
+    assert_eq!(link_creates.len(), if links { uprobe_programs + asked_links + first } else { 0 });
     assert_eq!(link_creates.iter().filter(|x| x.result.starts_with("-1")).count(), asked_links);
+    if links {
+        // The functions' entries and their returns: one link each, at the three
+        // offsets readelf gives, with the probe ids as cookies (the plan numbers
+        // entry and return of each function in turn: 0, 1 for native, ...).
+        let exe = std::fs::canonicalize(dir.join("file-io")).unwrap();
+        let (sh_addr, sh_offset) = section(&exe, ".text");
+        let offsets: Vec<String> = ["native", "with_syscall", "with_asm"]
+            .iter()
+            .map(|f| format!("{:#x}", symbol(&exe, f).0 - sh_addr + sh_offset))
+            .collect();
+        let offsets = format!("[{}]", offsets.join(", "));
+        for (flags, cookies) in [("0", "[0, 2, 4]"), ("BPF_F_UPROBE_MULTI_RETURN", "[1, 3, 5]")] {
+            let shared = link_creates.iter().find(|x| {
+                let f = fields(&x.args[1]);
+                f["link_create.uprobe_multi.flags"] == flags && f["link_create.uprobe_multi.cnt"] == "3"
+            });
+            let f = fields(&shared.unwrap_or_else(|| panic!("no link of 3 with flags {flags}")).args[1]);
+            assert_eq!(
+                (
+                    f["link_create.uprobe_multi.offsets"].as_str(),
+                    f["link_create.uprobe_multi.cookies"].as_str()
+                ),
+                (offsets.as_str(), cookies),
+                "flags {flags}"
+            );
+        }
+    }
     if links {
         // The first registration: the asking program (the first one loaded) at
         // offset 0 of a /proc/self/fd path, for trace's own pid, before any probe's.
@@ -668,8 +703,8 @@ fn attach_points_carry_the_numbers_of_elf_tracefs_and_kallsyms() {
     // Where the kernel has uprobe links, a link gets the offset; elsewhere, a perf event.
     let open_native =
         format!("config=0 (entry), flags=DISABLED, config1=\"{}\", config2={offset:#x}}}", exe.display());
-    let link_native =
-        format!("uprobe_multi={{path=\"{}\", offsets=[{offset:#x}], cnt=1, flags=0,", exe.display());
+    // A link places the three functions' entries at once, native's first.
+    let link_native = format!("uprobe_multi={{path=\"{}\", offsets=[{offset:#x}, ", exe.display());
     assert!(
         lines.iter().any(|l| (l.starts_with("perf_event_open(") && l.contains(&open_native))
             || (l.starts_with("bpf(BPF_LINK_CREATE, ") && l.contains(&link_native))),
@@ -819,6 +854,10 @@ enum Rewrite {
     /// map_gen_lookup, K = where the value starts in an element). Jumps over it
     /// grow by 2.
     HashLookupInlined,
+    /// `call bpf_get_attach_cookie#174` -> `call bpf_get_attach_cookie_uprobe_multi#N`:
+    /// the helper has one implementation per kind of attachment, and the
+    /// verifier picks the uprobe link's for a program loaded for one.
+    AttachCookieOfLink,
     /// `call bpf_map_lookup_elem#1` on an LRU hash map (`depth`) becomes six: the
     /// hash lookup's call, then `if r0 == 0x0 goto pc+4`, and the element's
     /// `ref` byte set when it is clear (`r1 = *(u8 *)(r0 +R); if r1 != 0x0 goto
@@ -952,6 +991,11 @@ fn compare(
                 used.insert(Rewrite::LruHashLookupInlined);
                 j += 6;
                 continue;
+            }
+            (Some("bpf_get_attach_cookie"), Some("bpf_get_attach_cookie_uprobe_multi"))
+                if p.prog_type == "KPROBE" =>
+            {
+                used.insert(Rewrite::AttachCookieOfLink);
             }
             (Some("bpf_map_update_elem"), Some("htab_map_update_elem"))
             | (Some("bpf_map_update_elem"), Some("htab_lru_map_update_elem"))
@@ -1114,6 +1158,10 @@ fn check_against_bpftool(tracer: &mut Background, rings: Rings) -> Vec<Shown> {
         Rewrite::MapOpsDirectCall,
     ]
     .into();
+    // Programs of uprobe links read their probe ids from the cookies.
+    if progs.iter().any(|p| p.insns.iter().any(|(_, _, t)| t.starts_with("call bpf_get_attach_cookie#"))) {
+        all.insert(Rewrite::AttachCookieOfLink);
+    }
     // The LRU hash is `depth`, which only program functions' probes count in.
     let depth = maps.iter().find(|(_, m)| m.name == "depth").map(|(fd, _)| format!("map[fd:{fd}]"));
     if progs

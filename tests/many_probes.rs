@@ -28,15 +28,35 @@ fn build_many(n: usize) -> std::path::PathBuf {
     bin
 }
 
-#[test]
-fn a_hundred_and_twenty_probes_trace_every_call_in_order() {
+/// Traces the 120 probes, uprobes attached as `links` says (TRACE_UPROBE_LINKS).
+fn trace_many(links: bool) {
     let n = 60;
     let bin = build_many(n);
-    let out = trace(&["-u", "work_*", "./many"], bin.parent().unwrap());
+    let out = Command::new(TRACE)
+        .env("TRACE_UPROBE_LINKS", if links { "1" } else { "0" })
+        .args(["-u", "work_*", "./many"])
+        .current_dir(bin.parent().unwrap())
+        .output()
+        .expect("trace runs");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("Attaching {} probes...", 2 * n)), "{err}");
     let want: Vec<String> =
         (0..n).flat_map(|i| [format!("> work_{i:02}"), format!("< work_{i:02}")]).collect();
     assert_lines(&stdout_lines(&out), &want, "trace -u 'work_*' ./many");
+}
+
+/// As perf events: one program per probe, 120 loaded by several threads and
+/// attached in order.
+#[test]
+fn a_hundred_and_twenty_probes_trace_every_call_in_order() {
+    trace_many(false);
+}
+
+/// With uprobe links (where the kernel has them): the 60 entries share one
+/// program and one link, and so do the returns; each record's probe id is its
+/// offset's cookie, so every line still names its own function.
+#[test]
+fn a_hundred_and_twenty_probes_on_two_links_name_every_function() {
+    trace_many(true);
 }

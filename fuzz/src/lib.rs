@@ -156,7 +156,7 @@ fn ring_input(data: &[u8]) -> (u64, u64, Vec<u8>) {
 /// errors) -> every program generated and linked. Errors are fine; a panic, an
 /// error without a message, or a program that does not link is not.
 pub fn lang_script(data: &[u8]) {
-    use trace::codegen::{generate, Helpers, MapFds, Output};
+    use trace::codegen::{generate, Helpers, Ids, MapFds, Output};
     use trace::lang::lower::{lower, Env};
     let text = String::from_utf8_lossy(data);
     let program = match trace::lang::compile("fuzz.bt", &text, &trace::lang::NoSchema) {
@@ -190,7 +190,7 @@ pub fn lang_script(data: &[u8]) {
     for output in [Output::Ringbuf, Output::PerfRings] {
         maps.output = output;
         for probe in lowered.plan.probes.iter().chain(&lowered.plan.hidden) {
-            match generate(&probe.spec, &maps, helpers) {
+            match generate(&probe.spec, &maps, helpers, Ids::Immediate) {
                 Ok(prog) => assert!(!prog.insns.is_empty()),
                 // Too many variables for the stack is the user's; anything else is ours.
                 Err(trace::codegen::GenError::StackFull { .. }) => {}

@@ -46,22 +46,29 @@ impl UprobeMultiAttr {
     /// `{link_create={prog_fd=9, target_fd=0, attach_type=BPF_TRACE_UPROBE_MULTI(48),
     /// flags=0, uprobe_multi={path="/bin/x", offsets=[0x11e0], cnt=1, flags=0, pid=42}}}`
     /// (strace 6.1 shows the first four fields and `...`).
-    fn describe(&self, path: &CStr, offsets: &[u64]) -> String {
+    fn describe(&self, path: &CStr, offsets: &[u64], cookies: &[u64]) -> String {
         let flags = match self.uprobe_flags {
             0 => "0".to_string(),
             BPF_F_UPROBE_MULTI_RETURN => "BPF_F_UPROBE_MULTI_RETURN".to_string(),
             f => format!("{f:#x}"),
         };
-        let offsets: Vec<String> = offsets.iter().map(|o| format!("{o:#x}")).collect();
+        let list = |v: &[u64], hex: bool| {
+            v.iter()
+                .map(|o| if hex { format!("{o:#x}") } else { o.to_string() })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let cookies =
+            if cookies.is_empty() { String::new() } else { format!(", cookies=[{}]", list(cookies, false)) };
         format!(
             "{{link_create={{prog_fd={}, target_fd={}, attach_type=BPF_TRACE_UPROBE_MULTI({}), flags={}, \
-             uprobe_multi={{path={}, offsets=[{}], cnt={}, flags={flags}, pid={}}}}}}}",
+             uprobe_multi={{path={}, offsets=[{}]{cookies}, cnt={}, flags={flags}, pid={}}}}}}}",
             self.prog_fd,
             self.target_fd,
             self.attach_type,
             self.flags,
             explain::quote(path.to_bytes()),
-            offsets.join(", "),
+            list(offsets, true),
             self.cnt,
             self.pid as i32,
         )
@@ -69,28 +76,34 @@ impl UprobeMultiAttr {
 }
 
 /// Attaches `prog` (loaded with expected_attach_type BPF_TRACE_UPROBE_MULTI) at
-/// each file offset of `path`: its entries, or its returns when `ret`. With a
-/// `pid` (not 0) the breakpoints go into that process only. Closing the returned
-/// link detaches it.
+/// each file offset of `path`: its entries, or its returns when `ret`. `cookies`
+/// is empty, or has one value per offset: what `bpf_get_attach_cookie` returns
+/// to the program when it runs at that offset. With a `pid` (not 0) the
+/// breakpoints go into that process only. Closing the returned link detaches it.
 pub fn attach_uprobes(
     prog: BorrowedFd<'_>,
     path: &CStr,
     offsets: &[u64],
+    cookies: &[u64],
     ret: bool,
     pid: u32,
 ) -> io::Result<OwnedFd> {
+    if !cookies.is_empty() && cookies.len() != offsets.len() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "one cookie per offset, or none"));
+    }
     let mut attr = UprobeMultiAttr {
         prog_fd: prog.as_raw_fd() as u32,
         attach_type: BPF_TRACE_UPROBE_MULTI,
         path: path.as_ptr() as u64,
         offsets: offsets.as_ptr() as u64,
+        cookies: if cookies.is_empty() { 0 } else { cookies.as_ptr() as u64 },
         cnt: offsets.len() as u32,
         uprobe_flags: if ret { BPF_F_UPROBE_MULTI_RETURN } else { 0 },
         pid,
         ..Default::default()
     };
-    // `path` and `offsets` outlive the call; ref_ctr_offsets and cookies are NULL.
-    sys_bpf(BPF_LINK_CREATE, &mut attr, |a| a.describe(path, offsets)).map(owned_fd)
+    // `path`, `offsets` and `cookies` outlive the call; ref_ctr_offsets is NULL.
+    sys_bpf(BPF_LINK_CREATE, &mut attr, |a| a.describe(path, offsets, cookies)).map(owned_fd)
 }
 
 /// Whether this kernel attaches uprobes with links the way trace needs: the link
@@ -118,7 +131,7 @@ pub fn uprobe_links(kernel: KernelVersion) -> Result<LoadedProgram, String> {
     .map_err(|e| format!("the kernel refused a program for uprobe links ({e})"))?;
     let root = c"/";
     let errno = |pid: u32| {
-        attach_uprobes(prog.as_fd(), root, &[0], false, pid).map_or_else(|e| e.raw_os_error(), |_| None)
+        attach_uprobes(prog.as_fd(), root, &[0], &[], false, pid).map_or_else(|e| e.raw_os_error(), |_| None)
     };
     if errno(0) != Some(libc::EBADF) {
         return Err("this kernel has no uprobe links (BPF_TRACE_UPROBE_MULTI, Linux 6.6+)".into());
@@ -150,7 +163,7 @@ pub fn first_registration(prog: BorrowedFd<'_>) -> io::Result<()> {
         nix::sys::memfd::memfd_create(c"trace-first-uprobe", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)?;
     let path =
         std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("a number has no NUL");
-    let link = attach_uprobes(prog, &path, &[0], false, std::process::id())?;
+    let link = attach_uprobes(prog, &path, &[0], &[], false, std::process::id())?;
     drop(link);
     Ok(())
 }

@@ -33,8 +33,10 @@ from every CPU; trace maps its consumer page read-write (it writes consumer_pos 
 further, the producer page and the data area (mapped twice in a row by the kernel) read-only";
 /// See [`STEP_PLAN`].
 pub const STEP_PROGRAMS: &str =
-    "\n4. Programs: one per probe, checked by the verifier when loaded (without --explain, \
-64 or more are loaded by one thread per CPU, at most 4: the kernel checks each program on its own)";
+    "\n4. Programs: one per probe, except that with uprobe links the probes of one binary that differ \
+only in their id share one (entries one, returns another: each record's id is the link's cookie for the \
+place it fires at). Each is checked by the verifier when loaded (without --explain, 64 or more are \
+loaded by one thread per CPU, at most 4: the kernel checks each program on its own)";
 /// Before asking the kernel whether uprobes can be attached with links.
 pub const UPROBE_LINKS_PROBE: &str = "how to attach uprobes: with a BPF link (BPF_LINK_CREATE, attach type \
 BPF_TRACE_UPROBE_MULTI), where the kernel has one, since a link detaches much faster than a perf event. \
@@ -123,6 +125,19 @@ pub fn script(program: &crate::lang::Program, lowered: &crate::lang::lower::Lowe
 /// How the probe is named in the explanation: `probe 0, uprobe:native`.
 fn title(p: &Probe) -> String {
     format!("probe {}, {}", p.id, crate::session::probe_label(p))
+}
+
+/// How probes sharing a program are named: as [`title`] for one, else
+/// `probes 0, 2 (uprobe:native, uprobe:with_asm)`.
+fn titles(probes: &[&Probe]) -> String {
+    match probes {
+        [p] => title(p),
+        _ => {
+            let ids: Vec<String> = probes.iter().map(|p| p.id.to_string()).collect();
+            let labels: Vec<String> = probes.iter().map(|p| crate::session::probe_label(p)).collect();
+            format!("probes {} ({})", ids.join(", "), labels.join(", "))
+        }
+    }
 }
 
 /// How every probe of the plan was placed, and why some were skipped.
@@ -288,9 +303,11 @@ fn map_purpose(map: &Map) -> &'static str {
     }
 }
 
-/// The program of a probe, before it is loaded: a title and its listing
-/// (verifier syntax, `; ` comments naming the blocks, `label:` lines).
-pub fn program(p: &Probe, prog: &Program) {
+/// The program of a probe (or of probes alike, which read their ids from a
+/// link's cookies), before it is loaded: a title and its listing (verifier
+/// syntax, `; ` comments naming the blocks, `label:` lines).
+pub fn program(probes: &[&Probe], prog: &Program) {
+    let p = probes[0];
     note(|| {
         let filter = match p.spec.filter() {
             Filter::None => {
@@ -299,7 +316,12 @@ pub fn program(p: &Probe, prog: &Program) {
             Filter::Tgid => "it filters on the traced processes",
             Filter::Inside => "it filters on the threads inside a traced program function",
         };
-        format!("program of {}: {} instructions; {filter}", title(p), prog.len())
+        let shared = if probes.len() > 1 {
+            "; one program for them all: each record's probe id is the cookie the link gave the place it runs at"
+        } else {
+            ""
+        };
+        format!("program of {}: {} instructions; {filter}{shared}", titles(probes), prog.len())
     });
     listing(|| prog.listing());
 }
@@ -337,15 +359,27 @@ pub fn traced_process(pid: u32, held: bool) -> String {
     }
 }
 
-/// Before a probe is attached: which probe, how, where, for whom.
-pub fn attaching(p: &Probe, pid: i32, cpu: i32, link: bool) -> String {
+/// Before probes are attached (one, or several on one link): which, how,
+/// where, for whom.
+pub fn attaching(probes: &[&Probe], pid: i32, cpu: i32, link: bool) -> String {
+    let p = probes[0];
     let whom = match (pid, cpu, link) {
         (-1, _, true) => "every process (pid 0)".to_string(),
         (-1, _, false) => format!("every process (pid -1, cpu {cpu}: the program runs on every CPU)"),
         (pid, _, true) => format!("process {pid} only"),
         (pid, _, false) => format!("process {pid} only (pid {pid}, cpu -1: on any CPU)"),
     };
+    let offsets: Vec<String> = probes
+        .iter()
+        .filter_map(|q| match &q.attach {
+            Attach::Uprobe { offset, .. } => Some(format!("{offset:#x}")),
+            _ => None,
+        })
+        .collect();
     let at = match &p.attach {
+        Attach::Uprobe { path, .. } if offsets.len() > 1 => {
+            format!("offsets {} of {}", offsets.join(", "), path.display())
+        }
         Attach::Uprobe { path, offset, .. } => format!("offset {offset:#x} of {}", path.display()),
         Attach::Tracepoint { category, name, id } => format!("tracepoint {category}/{name} (id {id})"),
         Attach::Kprobe { func, .. } => format!("kernel function {func}"),
@@ -356,7 +390,14 @@ pub fn attaching(p: &Probe, pid: i32, cpu: i32, link: bool) -> String {
         Kind::Syscall => "tracepoint event",
         Kind::KFunc => "kprobe event",
     };
-    format!("{}: a {kind} at {at}, for {whom}", title(p))
+    let cookies = if link {
+        let ids: Vec<String> = probes.iter().map(|q| q.id.to_string()).collect();
+        let (s, each) = if probes.len() > 1 { ("s", "each offset's ") } else { ("", "") };
+        format!(" with cookie{s} {} ({each}probe id, which the program reads)", ids.join(", "))
+    } else {
+        String::new()
+    };
+    format!("{}: a {kind} at {at}{cookies}, for {whom}", titles(probes))
 }
 
 #[cfg(test)]
@@ -425,6 +466,34 @@ mod tests {
         );
     }
 
+    /// One link for several entries: their offsets in attach order, each one's
+    /// probe id as its cookie.
+    #[test]
+    fn a_link_for_several_probes_names_them_and_their_cookies() {
+        let native = uprobe_probe(false);
+        let mut other = uprobe_probe(false);
+        other.id = 2;
+        other.func = "with_asm".into();
+        if let Attach::Uprobe { offset, .. } = &mut other.attach {
+            *offset = 0x1480;
+        }
+        assert_eq!(
+            attaching(&[&native], 42, -1, true),
+            "probe 0, uprobe:native: a uprobe link at offset 0x1189 of /lab/file-io with cookie 0 (probe id, \
+             which the program reads), for process 42 only"
+        );
+        assert_eq!(
+            attaching(&[&native, &other], 42, -1, true),
+            "probes 0, 2 (uprobe:native, uprobe:with_asm): a uprobe link at offsets 0x1189, 0x1480 of \
+             /lab/file-io with cookies 0, 2 (each offset's probe id, which the program reads), for process 42 only"
+        );
+        assert_eq!(
+            attaching(&[&native], 42, -1, false),
+            "probe 0, uprobe:native: a uprobe event at offset 0x1189 of /lab/file-io, for process 42 only \
+             (pid 42, cpu -1: on any CPU)"
+        );
+    }
+
     #[test]
     fn tracepoint_attach_point() {
         let p = Probe {
@@ -456,7 +525,7 @@ mod tests {
              string), flags at 24 (8 bytes)\n"
         );
         assert_eq!(
-            attaching(&p, -1, 0, false),
+            attaching(&[&p], -1, 0, false),
             "probe 4, tracepoint:syscalls:sys_enter_open: a tracepoint event at tracepoint \
              syscalls/sys_enter_open (id 784), for every process (pid -1, cpu 0: the program runs on every CPU)"
         );

@@ -197,6 +197,7 @@ fn add_refills(out: &mut Lowered, attach: Attach, func: String, entries: &[u32])
         out.events.push(Event { action: Action::Fill { entry }, probe, span });
         refills.push(Stmt::Emit(Emit {
             id,
+            probe_id: false,
             values: Vec::new(),
             string: StringOp::Refill { pair: entry },
             depth: Depth::None,
@@ -690,6 +691,7 @@ impl Emit {
     fn default_for() -> Emit {
         Emit {
             id: 0,
+            probe_id: false,
             values: Vec::new(),
             string: StringOp::None,
             depth: Depth::None,
