@@ -201,14 +201,17 @@ fn tracer_killed_while_the_command_is_held() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
     let bin = lifecycle();
-    let mut tracer = Command::new(TRACE)
-        .args(["-u", "lc_step", "./lifecycle", "many", "10"])
-        .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
-        .current_dir(bin.parent().unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    // Killed if an assertion fails before the test kills it (it stops itself).
+    let mut tracer = KillOnDrop(
+        Command::new(TRACE)
+            .args(["-u", "lc_step", "./lifecycle", "many", "10"])
+            .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
+            .current_dir(bin.parent().unwrap())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let tracer_pid = tracer.id();
     let stat = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let start = Instant::now();

@@ -1053,11 +1053,24 @@ fn compare(
     Ok(used)
 }
 
-/// A tracer running in the background, its stderr read line by line.
+/// A tracer running in the background, its stderr read line by line; killed
+/// when dropped unfinished (a failed assertion must not leave a tracer, and its
+/// system-wide probes, running).
 struct Background {
-    child: Child,
+    child: Option<Child>,
     lines: mpsc::Receiver<String>,
     seen: Vec<String>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            if let Ok(None) = child.try_wait() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
 }
 
 impl Background {
@@ -1080,7 +1093,21 @@ impl Background {
                 }
             }
         });
-        Background { child, lines, seen: Vec::new() }
+        Background { child: Some(child), lines, seen: Vec::new() }
+    }
+
+    fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the tracer is running")
+    }
+
+    /// Waits for the tracer to end; its stdout and status.
+    fn finish(mut self) -> std::process::Output {
+        self.child.take().expect("the tracer is running").wait_with_output().unwrap()
+    }
+
+    fn interrupt(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child().id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     }
 
     /// Reads stderr until the `Attaching N probes...` line.
@@ -1200,8 +1227,8 @@ fn listings_match(rings: Rings) {
     for block in ["; filter:", "; string:", "; depth:"] {
         assert!(all_comments.iter().any(|c| c.starts_with(block)), "no {block} block in any program");
     }
-    drop(t.child.stdin.take());
-    let out = t.child.wait_with_output().unwrap();
+    drop(t.child().stdin.take());
+    let out = t.finish();
     assert!(out.status.success());
     let want = [
         "> work",
@@ -1232,9 +1259,8 @@ fn listings_of_watch_mode_match_the_kernels_copy() {
     assert!(progs
         .iter()
         .any(|p| p.comments.iter().any(|c| c.starts_with("; filter: only the traced processes"))));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(t.child.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .unwrap();
-    let out = t.child.wait_with_output().unwrap();
+    t.interrupt();
+    let out = t.finish();
     assert!(out.status.success(), "{:?}", out.status);
 }
 
@@ -1261,9 +1287,8 @@ fn watch_modes_hidden_entry_probe_is_a_link_where_the_kernel_has_them() {
         "links made, uprobe events opened for {path}:\n{}",
         t.seen.join("\n")
     );
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(t.child.id() as i32), nix::sys::signal::Signal::SIGINT)
-        .unwrap();
-    let out = t.child.wait_with_output().unwrap();
+    t.interrupt();
+    let out = t.finish();
     assert!(out.status.success(), "{:?}", out.status);
 }
 
