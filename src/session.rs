@@ -991,6 +991,9 @@ struct Unit<'p> {
     /// The probes with their place in the plan, in attach order.
     members: Vec<(usize, &'p Probe)>,
     via: Via,
+    /// The uprobes' file offsets, each with its cookie (the probe's id), in the
+    /// same order: what a link is made with.
+    places: Vec<(u64, u64)>,
 }
 
 impl<'p> Unit<'p> {
@@ -1024,9 +1027,16 @@ fn units<'p>(order: &[(usize, &'p Probe)], links: bool) -> Vec<Unit<'p>> {
     let mut units: Vec<Unit<'p>> = Vec::new();
     for &(i, p) in order {
         let via = via(p, links);
-        match units.iter_mut().find(|u| u.takes(p, via)) {
-            Some(u) => u.members.push((i, p)),
-            None => units.push(Unit { members: vec![(i, p)], via }),
+        let k = match units.iter().position(|u| u.takes(p, via)) {
+            Some(k) => k,
+            None => {
+                units.push(Unit { members: Vec::new(), via, places: Vec::new() });
+                units.len() - 1
+            }
+        };
+        units[k].members.push((i, p));
+        if let Attach::Uprobe { offset, .. } = p.attach {
+            units[k].places.push((offset, u64::from(p.id)));
         }
     }
     units
@@ -1190,14 +1200,7 @@ fn place<'p>(n: usize, unit: &Unit<'p>, pid: Option<u32>) -> Result<Placed<'p>, 
     }
     let event = match (&p.attach, unit.via) {
         (Attach::Uprobe { path, .. }, Via::Link) => {
-            let (offsets, cookies) = unit
-                .members
-                .iter()
-                .map(|(_, q)| match q.attach {
-                    Attach::Uprobe { offset, .. } => (offset, u64::from(q.id)),
-                    _ => unreachable!("a unit's probes are all uprobes on one binary"),
-                })
-                .unzip();
+            let (offsets, cookies) = unit.places.iter().copied().unzip();
             return Ok(Placed::Link { path, offsets, cookies });
         }
         (Attach::Uprobe { path, offset, .. }, Via::PerfEvent) => {
@@ -1629,6 +1632,9 @@ mod tests {
         };
         assert_eq!(ids(&units(&order, true)), [vec![0, 2], vec![1, 3], vec![4], vec![5]]);
         assert!(units(&order, true).iter().all(|u| u.via == Via::Link));
+        // The link's offsets, each with its probe's id as its cookie.
+        assert_eq!(units(&order, true)[0].places, [(0x10, 0), (0x20, 2)]);
+        assert_eq!(units(&order, true)[1].places, [(0x10, 1), (0x20, 3)]);
         // Perf events have no cookie: one program each.
         assert_eq!(ids(&units(&order, false)), (0..6).map(|i| vec![i]).collect::<Vec<_>>());
         // A script's probe (its records' ids are its own events) keeps its own.
