@@ -377,10 +377,10 @@ pub fn attaching(probes: &[&Probe], pid: i32, cpu: i32, link: bool) -> String {
         })
         .collect();
     let at = match &p.attach {
-        Attach::Uprobe { path, .. } if offsets.len() > 1 => {
-            format!("offsets {} of {}", offsets.join(", "), path.display())
+        Attach::Uprobe { path, .. } => {
+            let s = if offsets.len() > 1 { "s" } else { "" };
+            format!("offset{s} {} of {}", offsets.join(", "), path.display())
         }
-        Attach::Uprobe { path, offset, .. } => format!("offset {offset:#x} of {}", path.display()),
         Attach::Tracepoint { category, name, id } => format!("tracepoint {category}/{name} (id {id})"),
         Attach::Kprobe { func, .. } => format!("kernel function {func}"),
     };
