@@ -11,6 +11,7 @@ pub mod bpf;
 pub mod bpf_asm;
 pub mod btf;
 pub mod codegen;
+pub mod creds;
 pub mod elf;
 pub mod errno;
 pub mod explain;

@@ -10,37 +10,9 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::{self, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-use nix::unistd::{Gid, Pid};
+use nix::unistd::Pid;
 
-/// Whom the command runs as.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Creds {
-    pub uid: u32,
-    pub gid: u32,
-    pub groups: Vec<u32>,
-    pub user: String,
-}
-
-impl Creds {
-    /// The user behind `sudo` (SUDO_UID, SUDO_GID, SUDO_USER and that user's
-    /// supplementary groups), as `strace -u` would run the command. None when not
-    /// under sudo or when sudo's user is root.
-    pub fn from_sudo() -> Option<Creds> {
-        let uid: u32 = std::env::var("SUDO_UID").ok()?.parse().ok()?;
-        let gid: u32 = std::env::var("SUDO_GID").ok()?.parse().ok()?;
-        if uid == 0 {
-            return None;
-        }
-        let user = std::env::var("SUDO_USER").unwrap_or_default();
-        let mut groups = vec![gid];
-        if let Ok(name) = CString::new(user.clone()) {
-            if let Ok(list) = nix::unistd::getgrouplist(&name, Gid::from_raw(gid)) {
-                groups = list.into_iter().map(|g| g.as_raw()).collect();
-            }
-        }
-        Some(Creds { uid, gid, groups, user })
-    }
-}
+use crate::creds::Creds;
 
 /// Why the command could not be started.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::bpf::{self, LoadedProgram, Map, MapType};
 use crate::codegen::{self, Ctx, Helpers, Ids, MapFds, Output};
+use crate::creds;
 use crate::elf::ElfFile;
 use crate::explain::{self, story};
 use crate::kallsyms::{FilterFunctions, Kallsyms};
@@ -24,7 +25,7 @@ use crate::output::{Formatter, OutputOpts, Sink};
 use crate::perf::ring::{Record as RingRecord, Ring};
 use crate::perf::ringbuf::{self, RingBuf};
 use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
-use crate::process::{self, Creds, Exit, HeldChild};
+use crate::process::{self, Exit, HeldChild};
 use crate::record::Record;
 use crate::tracefs::Tracefs;
 
@@ -71,6 +72,8 @@ pub struct Config {
 #[derive(Debug)]
 pub enum Error {
     Spawn(crate::process::SpawnError),
+    /// Whom to run the command as cannot be told (sudo's user is unknown here).
+    Creds(crate::creds::CredsError),
     Elf(crate::elf::ElfError),
     Plan(plan::PlanError),
     Tracefs(crate::tracefs::TracefsError),
@@ -97,6 +100,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Spawn(e) => write!(f, "{e}"),
+            Error::Creds(e) => write!(f, "{e}"),
             Error::Elf(e) => write!(f, "{e}"),
             Error::Plan(e) => write!(f, "{e}"),
             Error::Tracefs(e) => write!(f, "{e}"),
@@ -128,6 +132,8 @@ impl Error {
             Error::Spawn(crate::process::SpawnError::NotFound(_)) => 127,
             Error::Spawn(crate::process::SpawnError::NotExecutable(_)) => 126,
             Error::Spawn(_) => 126,
+            // sysexits.h's EX_NOUSER: the user named is unknown.
+            Error::Creds(_) => 67,
             Error::Plan(_) | Error::Elf(_) | Error::Compile(_) => 2,
             Error::Gen(codegen::GenError::StackFull { .. }) => 2,
             Error::NothingToTrace(_) => 3,
@@ -454,6 +460,11 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     // The first uprobe registration waits for an RCU grace period (7-23 ms here):
     // asked and made now, on a thread, it overlaps reading the ELF files and
     // loading the programs. With --explain, where the story needs it.
+    // Whom the command runs as, decided before anything is read or attached.
+    let creds = match &cfg.target {
+        Some(Target::Command(_)) if !cfg.as_root => creds::from_env().map_err(Error::Creds)?,
+        _ => None,
+    };
     let early_links = (!explain::enabled() && uprobes_likely(cfg)).then(|| ask_uprobe_links(kernel));
     let (binary, known_pid) = match &cfg.target {
         Some(t) => {
@@ -526,7 +537,6 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     // Start the command held before exec, so its pid is known before attaching.
     let mut child = match (&cfg.target, &binary) {
         (Some(Target::Command(argv)), Some(binary)) => {
-            let creds = if cfg.as_root { None } else { Creds::from_sudo() };
             Some(HeldChild::spawn(binary, argv, creds.as_ref()).map_err(Error::Spawn)?)
         }
         _ => None,

@@ -462,13 +462,18 @@ fn pad(out: &mut String, spec: &Spec, prefix: &str, body: &str, zeros: bool) {
 fn local_time(format: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
+        .map(|d| d.as_secs() as TimeT)
         .unwrap_or(0);
     strftime(format, now)
 }
 
+/// The C library's time_t: 64 bits on every target trace builds for (the libc
+/// crate marks musl's alias deprecated for a change that musl 1.2 has made).
+#[allow(deprecated)]
+type TimeT = libc::time_t;
+
 /// libc's strftime on localtime_r: the C library knows the time zone.
-fn strftime(format: &str, t: libc::time_t) -> String {
+fn strftime(format: &str, t: TimeT) -> String {
     let Ok(fmt) = std::ffi::CString::new(format) else {
         return String::new();
     };
