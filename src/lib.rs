@@ -26,6 +26,8 @@ pub mod privileges;
 pub mod process;
 pub mod record;
 pub mod session;
+pub mod signals;
 pub mod stacks;
+pub mod stdout;
 pub mod tracefs;
 pub mod util;

@@ -181,6 +181,11 @@ impl HeldChild {
         }
     }
 
+    /// Whether the child was reaped already.
+    pub fn reaped(&self) -> bool {
+        self.reaped
+    }
+
     /// Blocks until the child ends.
     pub fn wait(&mut self) -> Option<Exit> {
         loop {

@@ -12,7 +12,6 @@ use std::sync::mpsc;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::bpf::{self, LoadedProgram, Map, MapType};
 use crate::codegen::{self, Ctx, Helpers, Ids, MapFds, Output};
@@ -27,6 +26,8 @@ use crate::perf::ringbuf::{self, RingBuf};
 use crate::plan::{self, Attach, Plan, Probe, Request, Scope};
 use crate::process::{self, Exit, HeldChild};
 use crate::record::Record;
+use crate::signals::Signals;
+use crate::stdout::{say, TraceOut};
 use crate::tracefs::Tracefs;
 
 /// Whom to trace.
@@ -597,16 +598,16 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     };
     explain::note(|| story::OUTRO.into());
     let mut live = Live { attached, rings, maps };
-    // Blocked before the announcement, so a Ctrl-C right after it is read by the
+    // Caught from the announcement on, so a Ctrl-C right after it is read by the
     // event loop (which detaches everything) and never lost or fatal.
-    let signals = block_signals()?;
+    let signals = Signals::install().map_err(|e| Error::Io("catching signals".into(), e))?;
     let n = plan.probes.len() + specials;
     eprintln!("Attaching {n} probe{}...", if n == 1 { "" } else { "s" });
     if std::env::var_os("TRACE_TEST_STOP_BEFORE_RELEASE").is_some() {
         // Tests only: stop here, the command held, so a test can kill us now.
         let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     }
-    let stdout = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    let stdout = io::BufWriter::with_capacity(64 * 1024, TraceOut::new(child.is_some()));
     let summary = match show {
         Show::Flags(opts) => {
             let mut fmt = Formatter::new(stdout, plan.probes.clone(), opts);
@@ -634,7 +635,9 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
                     cfg.follow,
                 )
             } else {
-                Ok(Summary::default()) // exit() in BEGIN
+                // exit() in BEGIN: the command never runs; it is killed held.
+                drop(child.take());
+                Ok(Summary::default())
             };
             match printer.end() {
                 Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
@@ -644,7 +647,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
             }
         }
     };
-    finish(live, summary, child.as_mut(), possible.len())
+    finish(live, summary, child.as_mut(), &signals, possible.len())
 }
 
 /// The maps and the rings, ready for the programs; the traced pid in `tgids`.
@@ -710,7 +713,7 @@ fn release(child: Option<&mut HeldChild>, binary: Option<&std::path::Path>) -> R
 fn trace_until_done<S: Sink>(
     live: &mut Live,
     sink: &mut S,
-    signals: &SignalFd,
+    signals: &Signals,
     child: Option<&mut HeldChild>,
     target: &Option<Target>,
     pid: Option<u32>,
@@ -730,6 +733,7 @@ fn finish(
     live: Live,
     summary: Result<Summary, Error>,
     child: Option<&mut HeldChild>,
+    signals: &Signals,
     possible: usize,
 ) -> Result<i32, Error> {
     let dropped = live.maps.dropped(possible);
@@ -743,19 +747,19 @@ fn finish(
     if summary.exit.is_none() {
         // Our output was closed (`trace ... | head`) or the script called exit():
         // the probes are gone; let the command finish as it would have without us.
-        summary.exit = child.and_then(|c| c.wait());
+        summary.exit = child.and_then(|c| wait_forwarding(c, signals));
     }
     if summary.lost > 0 {
-        eprintln!(
+        say(&format!(
             "trace: {} events lost: {full} ({} events shown). \
-             Use a bigger ring (--ring-pages) or trace fewer probes.",
+             Use a bigger ring (--ring-pages) or trace fewer probes.\n",
             summary.lost, summary.events
-        );
+        ));
     }
     Ok(match summary.exit {
         Some(exit) => {
             if let Exit::Signal(sig, core) = exit {
-                eprintln!("{}", describe_signal(sig, core));
+                say(&format!("{}\n", describe_signal(sig, core)));
             }
             exit.status()
         }
@@ -870,10 +874,11 @@ fn ask_uprobe_links(kernel: KernelVersion) -> mpsc::Receiver<bool> {
         ask();
     } else {
         let _ = std::thread::Builder::new().name("first-uprobe".into()).spawn(move || {
-            // Signals are for the main thread, which reads them from a signalfd
-            // once it blocks them: this thread may still live then, and must not
-            // take one (a SIGINT's default action here would end trace). Blocked
-            // before the answer is sent, so before the main thread needs them.
+            // Signals are for the main thread, which catches them once it has
+            // attached: this thread may still live then, and must not take one
+            // (a SIGINT's default action here would end trace; a caught one
+            // would not interrupt the main thread's write). Blocked before the
+            // answer is sent, so before the main thread catches them.
             let _ = nix::sys::signal::pthread_sigmask(
                 nix::sys::signal::SigmaskHow::SIG_BLOCK,
                 Some(&SigSet::all()),
@@ -1265,14 +1270,23 @@ fn attach(unit: &Unit, program: LoadedProgram, placed: Placed, pid: Option<u32>)
     Ok(Attached { _fd: fd, _program: program })
 }
 
-fn block_signals() -> Result<SignalFd, Error> {
-    let mut set = SigSet::empty();
-    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
-        set.add(s);
+/// Waits for the command to end once the trace is over (a script's exit(),
+/// a closed stdout), passing it the stop signals trace gets meanwhile.
+fn wait_forwarding(child: &mut HeldChild, signals: &Signals) -> Option<Exit> {
+    loop {
+        if let Some(exit) = child.try_wait() {
+            return Some(exit);
+        }
+        if child.reaped() {
+            return None;
+        }
+        for sig in signals.take() {
+            child.signal(sig);
+        }
+        // SIGCHLD wakes the poll (its handler writes to the signals' pipe).
+        let mut fds = [PollFd::new(signals.fd(), PollFlags::POLLIN)];
+        let _ = nix::poll::poll(&mut fds, PollTimeout::from(1000u16));
     }
-    set.thread_block().map_err(|e| Error::Io("blocking signals".into(), e.into()))?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-        .map_err(|e| Error::Io("signalfd".into(), e.into()))
 }
 
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
@@ -1389,7 +1403,7 @@ fn drain<S: Sink>(rings: &mut Rings, merger: &mut Merger, lost: &mut u64, sink: 
 fn event_loop<S: Sink>(
     live: &mut Live,
     fmt: &mut S,
-    signals: &SignalFd,
+    signals: &Signals,
     mut child: Option<&mut HeldChild>,
     pidfd: Option<&OwnedFd>,
     target: &Option<Target>,
@@ -1397,6 +1411,7 @@ fn event_loop<S: Sink>(
 ) -> Result<Summary, Error> {
     let mut merger = Merger { by_time: matches!(live.rings, Rings::Perf(_)), ..Merger::default() };
     let mut summary = Summary::default();
+    let mut asked_to_stop = false;
     // A closed stdout (`trace ... | head`) ends the trace quietly; other write
     // errors are reported.
     let out_err = |e: io::Error| Error::Io("writing the trace".into(), e);
@@ -1414,7 +1429,7 @@ fn event_loop<S: Sink>(
                 ms => (Vec::new(), ms),
             },
         };
-        fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+        fds.push(PollFd::new(signals.fd(), PollFlags::POLLIN));
         if let Some(p) = pidfd {
             fds.push(PollFd::new(p.as_fd(), PollFlags::POLLIN));
         }
@@ -1422,25 +1437,23 @@ fn event_loop<S: Sink>(
         let pid_gone = pidfd.is_some() && fds.last().and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         drop(fds);
         let mut stop = pid_gone;
-        while let Ok(Some(info)) = signals.read_signal() {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGCHLD) => {}
-                Ok(sig) => match child.as_deref() {
-                    // The command gets the signal (a terminal's Ctrl-C already
-                    // reached it); we keep reading until it exits.
-                    Some(c) => c.signal(sig),
-                    None => stop = true,
-                },
-                Err(_) => {}
+        for sig in signals.take() {
+            asked_to_stop = true;
+            match child.as_deref() {
+                // The command gets the signal (a terminal's Ctrl-C already
+                // reached it); we keep reading until it exits.
+                Some(c) => c.signal(sig),
+                None => stop = true,
             }
         }
         if let Some(c) = child.as_deref_mut() {
             if follow {
                 // With -f the trace ends when the command and every descendant
-                // (reparented to us) have exited.
+                // (reparented to us) have exited; after a stop signal, when the
+                // command has (a daemon it left may run for ever).
                 let (exit, others_left) = c.reap_descendants();
                 summary.exit = summary.exit.or(exit);
-                stop = summary.exit.is_some() && !others_left;
+                stop = summary.exit.is_some() && (!others_left || asked_to_stop);
             } else if let Some(exit) = c.try_wait() {
                 summary.exit = Some(exit);
                 stop = true;
@@ -1452,7 +1465,7 @@ fn event_loop<S: Sink>(
             drain(&mut live.rings, &mut merger, &mut summary.lost, fmt);
             closed(merger.emit(None, fmt, &mut summary.events).and_then(|_| fmt.finish()))?;
             if let (Some(Target::Pid(p)), true) = (target, pid_gone) {
-                eprintln!("trace: process {p} exited");
+                say(&format!("trace: process {p} exited\n"));
             }
             return Ok(summary);
         }

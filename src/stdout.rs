@@ -1,0 +1,149 @@
+//! Where the trace's lines go: trace's stdout, written so that neither the
+//! command's output nor the trace is lost, and so that a stalled reader never
+//! holds trace once it was told to stop.
+//!
+//! - **A regular file the command writes too** (`trace cat f > out.txt`): the
+//!   command inherits trace's stdout, one open file and one file position for
+//!   both. write(2) takes the position's lock, but copy_file_range(2) and
+//!   sendfile(2) (cat, cp, Python's shutil use them) read the position, copy,
+//!   then store it back without that lock (fs/read_write.c), so a trace line
+//!   written meanwhile is overwritten, or overwrites the command's. Such a trace
+//!   is held in an unnamed memory file and written after the command's output,
+//!   when the trace ends (also on Ctrl-C or an error). A pipe or a terminal has
+//!   no position and is written at once, as is a file nobody else writes
+//!   (`-p`, `--watch`).
+//! - **A stalled reader** (a terminal stopped with Ctrl-S, a pipe nobody
+//!   reads): a write waits, as any program's does, until a stop signal comes;
+//!   the signal interrupts it ([`crate::signals`]) and what is left is not
+//!   written: its size is told on stderr, not waited on.
+
+use std::fs::File;
+use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+
+use crate::signals;
+
+/// The trace's stdout.
+pub struct TraceOut {
+    held: Option<File>,
+    /// Bytes not written because the reader stalled after a stop signal.
+    given_up: u64,
+}
+
+impl TraceOut {
+    /// Trace's stdout; `shared` when the traced command inherits it (then a
+    /// regular file is held until the end).
+    pub fn new(shared: bool) -> TraceOut {
+        let held = (shared && stdout_is_regular_file()).then(memory_file).flatten();
+        TraceOut { held, given_up: 0 }
+    }
+
+    /// Whether the trace is held back until the end.
+    pub fn is_held(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Writes what was held, and tells what could not be written.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(mut held) = self.held.take() {
+            held.rewind()?;
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = held.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                write_all_fd1(&buf[..n], &mut self.given_up)?;
+            }
+        }
+        if self.given_up > 0 {
+            say(&format!(
+                "trace: the trace's reader stopped reading and trace was told to stop: the last {} bytes of \
+                 the trace were not written\n",
+                self.given_up
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Write for TraceOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.held {
+            Some(file) => file.write(buf),
+            None => {
+                write_all_fd1(buf, &mut self.given_up)?;
+                Ok(buf.len())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for TraceOut {
+    fn drop(&mut self) {
+        if let Err(e) = self.finish() {
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                say(&format!("trace: writing the trace: {e}\n"));
+            }
+        }
+    }
+}
+
+/// Writes all of `buf` to fd 1; after a stop signal, a write that blocks (and
+/// is interrupted) gives up the rest, counted in `given_up`.
+fn write_all_fd1(mut buf: &[u8], given_up: &mut u64) -> io::Result<()> {
+    if *given_up > 0 {
+        *given_up += buf.len() as u64;
+        return Ok(());
+    }
+    while !buf.is_empty() {
+        // SAFETY: fd 1 stays open for the life of the process; borrowed for one call.
+        let out = unsafe { BorrowedFd::borrow_raw(1) };
+        match nix::unistd::write(out, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(nix::Error::EINTR) if signals::stopping() => {
+                *given_up += buf.len() as u64;
+                return Ok(());
+            }
+            Err(nix::Error::EINTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Writes a message to stderr, without waiting on a stalled terminal once a
+/// stop signal has come (it is then dropped).
+pub fn say(msg: &str) {
+    if !signals::stopping() {
+        eprint!("{msg}");
+        return;
+    }
+    let mut buf = msg.as_bytes();
+    while !buf.is_empty() {
+        // SAFETY: fd 2 stays open for the life of the process; borrowed for one call.
+        let err = unsafe { BorrowedFd::borrow_raw(2) };
+        match nix::unistd::write(err, buf) {
+            Ok(n) if n > 0 => buf = &buf[n..],
+            _ => return,
+        }
+    }
+}
+
+fn stdout_is_regular_file() -> bool {
+    let out = io::stdout();
+    nix::sys::stat::fstat(out.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
+/// An unnamed file in memory (memfd), or None where the kernel has none (the
+/// trace is then written at once).
+fn memory_file() -> Option<File> {
+    let fd =
+        nix::sys::memfd::memfd_create(c"trace-output", nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC).ok()?;
+    // SAFETY: the descriptor is new and owned by nobody else.
+    Some(unsafe { File::from_raw_fd(std::os::fd::IntoRawFd::into_raw_fd(fd)) })
+}
