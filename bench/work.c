@@ -18,8 +18,8 @@
  *
  * The only program functions are file-io's native, with_syscall, with_asm (from
  * file-io/file-io.c itself, included below) and work_fn (left out when built with
- * -DLAB_ONLY): the helpers are inlined, so the default probe set of
- * `trace ./work-lab` (every program function) is the lab's.
+ * -DLAB_ONLY): file-io.c's error check and raw system call are macros, so the
+ * default probe set of `trace ./work-lab` (every program function) is the lab's.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -70,7 +70,7 @@ INLINE void pace(long long period_ns, long long *next)
 	}
 }
 
-/* Stops the benchmark when one of its own calls fails (file-io's check only reports). */
+/* Stops the benchmark when one of its own calls fails (file-io's CHECK only reports). */
 INLINE void must(long result, const char *what)
 {
 	if (result < 0) {

@@ -5,24 +5,30 @@ use common::*;
 
 fn check_lab_run(binary: &str, tag: &str) {
     let dir = build_file_io(tag);
-    let out = trace(&[binary], &dir);
+    assert_lab_run(&dir, binary, &format!("trace {binary}"));
+}
+
+/// `trace BINARY` in `dir` prints the lab's output, line for line, and file-io did
+/// its work there. `what` names the build in failure messages.
+fn assert_lab_run(dir: &std::path::Path, binary: &str, what: &str) {
+    let out = trace(&[binary], dir);
     let err = stderr(&out);
-    assert!(out.status.success(), "trace {binary} failed: {err}");
+    assert!(out.status.success(), "{what} failed: {err}");
     let kprobes = has_kprobes();
-    assert_lines(&stdout_lines(&out), &lab_expected(kprobes), &format!("trace {binary}"));
+    assert_lines(&stdout_lines(&out), &lab_expected(kprobes), what);
     let attaching: Vec<&str> = err.lines().filter(|l| l.starts_with("Attaching")).collect();
     if kprobes {
-        assert_eq!(attaching, ["Attaching 14 probes..."], "stderr: {err}");
+        assert_eq!(attaching, ["Attaching 14 probes..."], "{what}: stderr: {err}");
     } else {
-        assert_eq!(attaching, ["Attaching 10 probes..."], "stderr: {err}");
+        assert_eq!(attaching, ["Attaching 10 probes..."], "{what}: stderr: {err}");
         let skip: Vec<&str> = err.lines().filter(|l| l.contains("skipping kernel functions")).collect();
-        assert_eq!(skip.len(), 1, "one skip notice expected: {err}");
-        assert!(skip[0].contains("vfs_open, ext4_file_open"), "skip notice names both: {err}");
-        assert!(skip[0].contains("kprobe"), "and says why: {err}");
+        assert_eq!(skip.len(), 1, "{what}: one skip notice expected: {err}");
+        assert!(skip[0].contains("vfs_open, ext4_file_open"), "{what}: skip notice names both: {err}");
+        assert!(skip[0].contains("kprobe"), "{what}: and says why: {err}");
     }
     // file-io really ran, in its directory, and did its work.
     let written = std::fs::read_to_string(dir.join("output.txt")).unwrap();
-    assert_eq!(written, "hello from file-io\n");
+    assert_eq!(written, "hello from file-io\n", "{what}");
 }
 
 /// The BPF ring buffer (this kernel's default) and the per-CPU perf rings
@@ -61,6 +67,43 @@ fn lab_trace_of_static_file_io() {
 #[test]
 fn lab_trace_of_non_pie_file_io() {
     check_lab_run("./file-io-nopie", "lab-nopie");
+}
+
+/// Students build file-io themselves, mostly as `gcc -g -o file-io file-io.c`
+/// (that is -O0): at every optimisation level, with and without debug
+/// information, static and non-PIE, the program must define no function but the
+/// lab's, so that `trace ./file-io` (every function of the program) prints the
+/// lab's output. A helper function in file-io.c is inlined at -O2 but is a real
+/// function at -O0, -O1 and -Os, and its `> helper` lines would show.
+#[test]
+fn lab_trace_of_file_io_built_by_hand_at_each_optimisation_level() {
+    let builds: &[&[&str]] = &[
+        &["-O0", "-g"],
+        &["-O1", "-g"],
+        &["-O2", "-g"],
+        &["-Os", "-g"],
+        &["-O3", "-g"],
+        &["-O0"],
+        &["-O0", "-g", "-static"],
+        &["-O2", "-g", "-static"],
+        &["-O0", "-g", "-no-pie", "-fno-pie"],
+        &["-O2", "-g", "-no-pie", "-fno-pie"],
+    ];
+    let src = repo().join("file-io/file-io.c");
+    for flags in builds {
+        let dir = temp_dir("lab-gcc");
+        // Named file-io, as the lab's program: the kernel lines name its command.
+        let out = std::process::Command::new("gcc")
+            .args(*flags)
+            .args(["-o", "file-io"])
+            .arg(&src)
+            .current_dir(&dir)
+            .output()
+            .expect("gcc runs");
+        let what = format!("gcc {} -o file-io file-io.c; trace ./file-io", flags.join(" "));
+        assert!(out.status.success(), "{what}: gcc failed:\n{}", stderr(&out));
+        assert_lab_run(&dir, "./file-io", &what);
+    }
 }
 
 #[test]
