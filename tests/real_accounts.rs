@@ -480,7 +480,9 @@ fn without_sudo_variables_the_command_runs_as_root() {
     let dir = build_file_io("no-sudo-vars");
     std::fs::copy(TRACE, dir.join("trace")).unwrap();
     let out = Command::new("env")
-        .args(["-u", "SUDO_UID", "-u", "SUDO_GID", "-u", "SUDO_USER", "./trace", "./file-io"])
+        // DOAS_USER too, should the tests run under doas: trace may honour it.
+        .args(["-u", "SUDO_UID", "-u", "SUDO_GID", "-u", "SUDO_USER", "-u", "DOAS_USER"])
+        .args(["./trace", "./file-io"])
         .current_dir(&dir)
         .output()
         .expect("env runs");
