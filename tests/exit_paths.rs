@@ -119,7 +119,7 @@ fn error_in_the_middle_of_attaching() {
     let bin = lifecycle();
     let dir = bin.parent().unwrap();
     // Probe 0 (uprobe step) attaches, probe 1 (its uretprobe) fails.
-    let out = Command::new(TRACE)
+    let out = trace_command()
         .args(["-u", "lc_step", "-s", "open", "./lifecycle", "many", "10"])
         .env("TRACE_TEST_FAIL_ATTACH", "1")
         .current_dir(dir)
@@ -203,7 +203,7 @@ fn tracer_killed_while_the_command_is_held() {
     let bin = lifecycle();
     // Killed if an assertion fails before the test kills it (it stops itself).
     let mut tracer = KillOnDrop(
-        Command::new(TRACE)
+        trace_command()
             .args(["-u", "lc_step", "./lifecycle", "many", "10"])
             .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
             .current_dir(bin.parent().unwrap())
@@ -230,4 +230,224 @@ fn tracer_killed_while_the_command_is_held() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_no_leftovers(&bin, "tracer killed while the command was held", before);
+}
+
+/// How long trace may take to end after a stop signal (the bound).
+const PROMPT: Duration = Duration::from_secs(2);
+
+/// A tracer started with these arguments and environment, its stdout and
+/// stderr piped.
+fn spawn_with(args: &[&str], envs: &[(&str, &str)], dir: &Path) -> KillOnDrop {
+    KillOnDrop(
+        trace_command()
+            .args(args)
+            .envs(envs.iter().copied())
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn sig(s: i32) -> nix::sys::signal::Signal {
+    nix::sys::signal::Signal::try_from(s).unwrap()
+}
+
+/// `exit()` in BEGIN with a command: the command never runs (it is killed
+/// held) and trace ends at once with 0, as bpftrace does.
+#[test]
+fn exit_in_begin_kills_the_held_command_and_ends_at_once() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = build_file_io("begin-exit");
+    let mut child = spawn_with(&["-e", "BEGIN { printf(\"hi\\n\"); exit(); }", "-c", "./file-io"], &[], &dir);
+    let status = wait_timeout(&mut child, PROMPT);
+    let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
+    let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert_eq!(out.lines().next(), Some("hi"), "{out}");
+    assert!(!dir.join("output.txt").exists(), "file-io ran after exit() in BEGIN");
+    assert_eq!(processes_of(&dir.join("file-io")), Vec::<u32>::new(), "file-io left held");
+}
+
+/// `exit()` in a probe while the command sleeps: the trace is over, trace
+/// waits for the command, and a stop signal still reaches it.
+#[test]
+fn after_exit_in_a_probe_signals_reach_the_command() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        let before = last_program_id();
+        let script = "uprobe:./lifecycle:lc_step { printf(\"step\\n\"); exit(); }";
+        let mut child = spawn_with(&["-e", script, "-c", "./lifecycle sleep"], &[], bin.parent().unwrap());
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        assert_eq!(read_lines(&mut out, 1), ["step"], "{name}");
+        std::thread::sleep(Duration::from_millis(200)); // trace now waits for the command
+        send_signal(&child, sig(s));
+        let status = wait_timeout(&mut child, PROMPT);
+        let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+        assert_eq!(status.code(), Some(128 + s), "{name}: the command's end: {err}");
+        assert!(err.contains(&format!("({name})")), "{name}: {err}");
+        assert_no_leftovers(&bin, name, before);
+    }
+}
+
+/// `-f` on a command that leaves a daemon (setsid, so no terminal signal
+/// reaches it): a stop signal ends the trace once the command has ended, and
+/// leaves the daemon alone.
+#[test]
+fn follow_ends_on_a_signal_though_a_daemon_lives_on() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let dir = bin.parent().unwrap();
+    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        let before = last_program_id();
+        let mut child = spawn_with(&["-f", "-u", "lc_step", "./lifecycle", "daemon"], &[], dir);
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        // The command's call and the daemon's, each with its thread id.
+        let first = read_lines(&mut out, 4);
+        assert!(first.iter().all(|l| l.ends_with("> lc_step") || l.ends_with("< lc_step")), "{first:?}");
+        std::thread::sleep(Duration::from_millis(200)); // the command has ended; the daemon sleeps
+        let daemons = processes_of(&bin);
+        assert_eq!(daemons.len(), 1, "{name}: the daemon runs");
+        send_signal(&child, sig(s));
+        let status = wait_timeout(&mut child, PROMPT);
+        assert_eq!(status.code(), Some(0), "{name}: the command's own status");
+        assert_eq!(processes_of(&bin), daemons, "{name}: the daemon is not trace's to stop");
+        for pid in daemons {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_no_leftovers(&bin, name, before);
+    }
+}
+
+/// A reader that stops reading (a terminal stopped with Ctrl-S, a stuck
+/// pipe): trace blocks in write(2) as any program does, but a stop signal
+/// ends it, and it says how much of the trace was not written.
+#[test]
+fn a_stalled_reader_does_not_hold_a_stop_signal() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        let before = last_program_id();
+        let mut child =
+            spawn_with(&["-u", "lc_step", "./lifecycle", "many", "100000000"], &[], bin.parent().unwrap());
+        wait_for_announcement(&mut child);
+        // Nobody reads stdout: the pipe fills and trace waits in write(2).
+        let wchan = format!("/proc/{}/wchan", child.id());
+        let start = Instant::now();
+        while !std::fs::read_to_string(&wchan).unwrap_or_default().contains("pipe_write") {
+            assert!(start.elapsed() < Duration::from_secs(20), "{name}: trace never blocked writing");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        send_signal(&child, sig(s));
+        let status = wait_timeout(&mut child, PROMPT);
+        let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+        assert_eq!(status.code(), Some(128 + s), "{name}: {err}");
+        assert!(err.contains("bytes of the trace were not written"), "{name}: {err}");
+        assert_no_leftovers(&bin, name, before);
+    }
+}
+
+/// A stop signal at any moment: before the probes are attached, while they
+/// are, while the command is held, while events pour in. trace ends within
+/// PROMPT each time and leaves nothing behind.
+#[test]
+fn a_stop_signal_at_every_stage_ends_trace_promptly() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let bin = lifecycle();
+    let dir = bin.parent().unwrap();
+    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+        // Start-up stages, by delay after the start (a start-up takes ~20 ms).
+        for delay_ms in [0, 1, 2, 4, 7, 10, 15, 20, 30, 50, 80, 150] {
+            let case = format!("{name} {delay_ms} ms after the start");
+            let before = last_program_id();
+            let mut child = spawn_with(&["-u", "lc_step", "./lifecycle", "sleep"], &[], dir);
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            send_signal(&child, sig(s));
+            let status = wait_timeout(&mut child, PROMPT);
+            // Killed by the signal itself before the handlers are in place, or
+            // reporting the command's end by it after.
+            let by_signal = std::os::unix::process::ExitStatusExt::signal(&status) == Some(s);
+            assert!(by_signal || status.code() == Some(128 + s), "{case}: {status:?}");
+            assert_no_leftovers(&bin, &case, before);
+        }
+        // Held: trace stops itself with the command held, then gets the signal.
+        let case = format!("{name} while the command is held");
+        let before = last_program_id();
+        let mut child = spawn_with(
+            &["-u", "lc_step", "./lifecycle", "sleep"],
+            &[("TRACE_TEST_STOP_BEFORE_RELEASE", "1")],
+            dir,
+        );
+        let stat = format!("/proc/{}/stat", child.id());
+        let start = Instant::now();
+        while !std::fs::read_to_string(&stat).unwrap_or_default().contains(") T ") {
+            assert!(start.elapsed() < Duration::from_secs(10), "{case}: the tracer never stopped");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        send_signal(&child, sig(s));
+        send_signal(&child, nix::sys::signal::Signal::SIGCONT);
+        let status = wait_timeout(&mut child, PROMPT);
+        assert_eq!(status.code(), Some(128 + s), "{case}");
+        assert_no_leftovers(&bin, &case, before);
+        // Draining: events pour in when the signal comes.
+        let case = format!("{name} while events pour in");
+        let before = last_program_id();
+        let (mut child, mut out) = spawn_trace(&["-u", "lc_step", "./lifecycle", "many", "100000000"], dir);
+        assert_eq!(read_lines(&mut out, 2), ["> lc_step", "< lc_step"], "{case}");
+        let reader = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        std::thread::sleep(Duration::from_millis(100));
+        send_signal(&child, sig(s));
+        let status = wait_timeout(&mut child, PROMPT);
+        assert_eq!(status.code(), Some(128 + s), "{case}");
+        reader.join().unwrap().unwrap();
+        assert_no_leftovers(&bin, &case, before);
+    }
+}
+
+/// `nohup trace ...`: SIGHUP inherited as ignored stays ignored, for trace and
+/// for the command; other signals still stop it.
+#[test]
+fn sighup_inherited_as_ignored_stays_ignored() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let mut child = KillOnDrop(
+        Command::new("env")
+            .args([
+                "--default-signal=INT,TERM",
+                "--ignore-signal=HUP",
+                TRACE,
+                "-u",
+                "lc_step",
+                "./lifecycle",
+                "sleep",
+            ])
+            .current_dir(bin.parent().unwrap())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(read_lines(&mut out, 2), ["> lc_step", "< lc_step"]);
+    let command = processes_of(&bin);
+    assert_eq!(command.len(), 1);
+    let ignored = std::fs::read_to_string(format!("/proc/{}/status", command[0])).unwrap();
+    let mask = ignored.lines().find_map(|l| l.strip_prefix("SigIgn:")).unwrap().trim();
+    let mask = u64::from_str_radix(mask, 16).unwrap();
+    assert_ne!(mask & (1 << (libc::SIGHUP - 1)), 0, "the command inherits SIGHUP ignored");
+    send_signal(&child, nix::sys::signal::Signal::SIGHUP);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(child.try_wait().unwrap().is_none(), "trace acted on an ignored SIGHUP");
+    assert_eq!(processes_of(&bin), command, "the command got an ignored SIGHUP");
+    send_signal(&child, nix::sys::signal::Signal::SIGTERM);
+    let status = wait_timeout(&mut child, PROMPT);
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert_no_leftovers(&bin, "nohup", before);
 }

@@ -1075,7 +1075,7 @@ impl Drop for Background {
 
 impl Background {
     fn start(args: &[&str], dir: &Path, rings: Rings) -> Background {
-        let mut child = Command::new(TRACE)
+        let mut child = trace_command()
             .envs(rings.env())
             .args(args)
             .current_dir(dir)
@@ -1336,7 +1336,7 @@ fn a_scripts_calls_and_event_ids_are_explained() {
 fn programs_read_the_clock_and_the_command_name_only_when_shown() {
     let dir = build_file_io("explain-carry");
     let calls = |args: &[&str], perf_rings: bool| -> (usize, usize, usize) {
-        let out = Command::new(TRACE)
+        let out = trace_command()
             .args(["--explain"])
             .args(args)
             .current_dir(&dir)

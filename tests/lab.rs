@@ -38,7 +38,7 @@ fn lab_trace_through_the_ring_buffer_and_the_perf_rings() {
     let dir = build_file_io("lab-rings");
     let kprobes = has_kprobes();
     for forced in ["0", "1"] {
-        let out = std::process::Command::new(TRACE)
+        let out = trace_command()
             .env("TRACE_PERF_RINGS", forced)
             .args(["--explain", "./file-io"])
             .current_dir(&dir)

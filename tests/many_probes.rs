@@ -32,7 +32,7 @@ fn build_many(n: usize) -> std::path::PathBuf {
 fn trace_many(links: bool) {
     let n = 60;
     let bin = build_many(n);
-    let out = Command::new(TRACE)
+    let out = trace_command()
         .env("TRACE_UPROBE_LINKS", if links { "1" } else { "0" })
         .args(["-u", "work_*", "./many"])
         .current_dir(bin.parent().unwrap())

@@ -35,7 +35,7 @@ fn the_trace_ends_when_the_process_exits() {
     let bin = build_prog("lifecycle", &[]);
     let mut target = KillOnDrop(Command::new(&bin).args(["tick", "10"]).spawn().unwrap());
     let pid = target.id();
-    let out = Command::new(TRACE).args(["-p", &pid.to_string(), "-u", "lc_step"]).output().unwrap();
+    let out = trace_command().args(["-p", &pid.to_string(), "-u", "lc_step"]).output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("process {pid} exited")), "{err}");

@@ -9,7 +9,7 @@ use std::process::Command;
 fn run_as_sudo_user(extra: &[&str]) -> (u32, u32, Vec<String>) {
     let dir = build_file_io("sudo");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = Command::new(TRACE)
+    let out = trace_command()
         .args(extra)
         .arg("./file-io")
         .current_dir(&dir)

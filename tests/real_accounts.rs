@@ -491,15 +491,15 @@ fn without_sudo_variables_the_command_runs_as_root() {
 }
 
 /// SUDO_* naming a user that no longer exists (sudo's user deleted, or the
-/// variables copied by hand): trace must not crash.
+/// variables copied by hand): no crash, a clear error.
 #[test]
-fn sudo_variables_of_a_deleted_user_do_not_crash() {
+fn sudo_variables_of_a_deleted_user_are_a_clear_error() {
     let Some(_) = accounts() else { return };
     gone_user();
     let dir = build_file_io("gone-user");
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let id = GONE_ID.to_string();
-    let out = Command::new(TRACE)
+    let out = trace_command()
         .arg("./file-io")
         .current_dir(&dir)
         .env("SUDO_UID", &id)
@@ -512,10 +512,16 @@ fn sudo_variables_of_a_deleted_user_do_not_crash() {
     assert!(out.status.signal().is_none(), "{what}: {}\nstderr:\n{err}", describe(out.status));
     assert!(!err.contains("panicked"), "{what}: {err}");
 
-    // ---- TIGHTEN HERE once the message is decided (src/process.rs). For now:
-    // trace says something about the missing user, naming it or its uid.
-    assert!(err.contains(GONE) || err.contains(&id), "{what}: stderr names neither {GONE} nor {id}:\n{err}");
-    // ---- end of the place to tighten.
+    // A clear error before anything runs: EX_NOUSER, naming the user and the
+    // way out, and file-io never ran as a uid nobody owns.
+    assert_eq!(out.status.code(), Some(67), "{what}: {err}");
+    assert!(
+        err.contains(&format!("SUDO_UID {id} (SUDO_USER {GONE}) is no user of this machine")),
+        "{what}: {err}"
+    );
+    assert!(err.contains("--as-root"), "{what}: {err}");
+    assert!(!err.contains("Attaching"), "{what}: nothing is attached: {err}");
+    assert!(!dir.join("output.txt").exists(), "{what}: file-io ran");
 }
 
 /// Creates `trace-gone` with uid GONE_ID, then deletes it: after this nothing

@@ -52,12 +52,7 @@ fn bpftrace(args: &[&str], cwd: &Path) -> Output {
 }
 
 fn run_trace(args: &[&str], cwd: &Path) -> Output {
-    Command::new(TRACE)
-        .args(args)
-        .current_dir(cwd)
-        .env_remove("LD_LIBRARY_PATH")
-        .output()
-        .expect("trace runs")
+    trace_command().args(args).current_dir(cwd).env_remove("LD_LIBRARY_PATH").output().expect("trace runs")
 }
 
 /// file-io under another name, so that a probe filtering on the command name

@@ -20,7 +20,7 @@ fn run_with(extra: &[&str], n: u64, perf_rings: bool) -> (u64, String, Vec<u64>)
     let bin = build_prog("stress", &[]);
     let dir = bin.parent().unwrap().to_path_buf();
     let out_path = dir.join("trace.out");
-    let child = Command::new(TRACE)
+    let child = trace_command()
         .env("TRACE_PERF_RINGS", if perf_rings { "1" } else { "0" })
         .args(extra)
         .args(["-u", "tick", "./stress", &n.to_string()])

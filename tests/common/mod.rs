@@ -55,9 +55,20 @@ pub fn build_prog(name: &str, extra: &[&str]) -> PathBuf {
     bin
 }
 
+/// A `trace` command as an interactive shell starts it: SIGINT, SIGTERM and
+/// SIGHUP at their default action, also when the tests themselves run under
+/// `nohup` or as a script's background job (which ignore SIGHUP, SIGINT): trace
+/// keeps a signal it inherits as ignored, as it should, and the tests that
+/// signal it expect the ordinary case.
+pub fn trace_command() -> Command {
+    let mut cmd = Command::new("env");
+    cmd.args(["--default-signal=HUP,INT,TERM", TRACE]);
+    cmd
+}
+
 /// Runs trace with these arguments in `cwd`.
 pub fn trace(args: &[&str], cwd: &Path) -> Output {
-    Command::new(TRACE).args(args).current_dir(cwd).output().expect("trace runs")
+    trace_command().args(args).current_dir(cwd).output().expect("trace runs")
 }
 
 /// Starts trace with these arguments in `cwd`, its stdout and stderr piped, for a
@@ -65,7 +76,7 @@ pub fn trace(args: &[&str], cwd: &Path) -> Output {
 /// dropping the reader closes the pipe, as `trace ... | head -1` does. A test
 /// that fails before [`finish`] leaves no tracer behind (see [`KillOnDrop`]).
 pub fn spawn_trace(args: &[&str], cwd: &Path) -> (KillOnDrop, BufReader<ChildStdout>) {
-    let mut child = Command::new(TRACE)
+    let mut child = trace_command()
         .args(args)
         .current_dir(cwd)
         .stdout(Stdio::piped())

@@ -4,6 +4,8 @@
  *   crash   calls lc_step() then dereferences NULL
  *   many N  calls lc_step() N times
  *   tick N  calls lc_step() every 50 ms, N times
+ *   daemon  leaves a child in a session of its own (setsid) that calls
+ *           lc_step() and sleeps 60 s, and exits
  */
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +37,14 @@ int main(int argc, char **argv)
 		for (long i = 0; i < n; i++) {
 			usleep(50000);
 			lc_step(i);
+		}
+		return 0;
+	}
+	if (strcmp(mode, "daemon") == 0) {
+		if (fork() == 0) {
+			setsid();
+			lc_step(2);
+			sleep(60);
 		}
 		return 0;
 	}
