@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 
 /// The two tests measure the reader's speed: they must not compete for the CPUs.
