@@ -112,11 +112,12 @@ pub fn result_text(result: Result<String, i32>) -> String {
     }
 }
 
-/// How strace shows a failed call: `-1 EFAULT (Bad address)` (the C library's
-/// strerror text, as strace prints it).
+/// How strace shows a failed call: `-1 EFAULT (Bad address)` (glibc's strerror
+/// text, as strace prints it).
 pub fn errno_text(errno: i32) -> String {
     let text = io::Error::from_raw_os_error(errno).to_string();
-    let desc = text.split(" (os error").next().unwrap_or(&text);
+    let desc = crate::errno::description(i64::from(errno))
+        .unwrap_or_else(|| text.split(" (os error").next().unwrap_or(&text));
     match crate::errno::name(i64::from(errno)) {
         Some(name) => format!("-1 {name} ({desc})"),
         None => format!("-1 errno {errno} ({desc})"),
