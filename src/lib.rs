@@ -17,6 +17,7 @@ pub mod errno;
 pub mod explain;
 pub mod kallsyms;
 pub mod kernel;
+pub mod knobs;
 pub mod lang;
 pub mod list;
 pub mod output;

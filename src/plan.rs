@@ -61,6 +61,22 @@ pub struct Probe {
     pub pair: u32,
 }
 
+impl Probe {
+    /// How the probe is named to the user and in the kernel (prog_name):
+    /// `uprobe:native`, `kretprobe:vfs_open`, `tracepoint:syscalls:sys_enter_open`.
+    pub fn label(&self) -> String {
+        match &self.attach {
+            Attach::Uprobe { .. } => {
+                format!("{}{}", if self.ret { "uretprobe:" } else { "uprobe:" }, self.func)
+            }
+            Attach::Kprobe { .. } => {
+                format!("{}{}", if self.ret { "kretprobe:" } else { "kprobe:" }, self.func)
+            }
+            Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
+        }
+    }
+}
+
 /// What to trace, as the user asked.
 #[derive(Clone, Debug, Default)]
 pub struct Request {
@@ -130,6 +146,13 @@ pub struct Plan {
     /// Hidden probes that grow the traced set and print nothing: the binary's
     /// entry point for `--watch`, the fork tracepoint for `-f`.
     pub hidden: Vec<Probe>,
+}
+
+impl Plan {
+    /// Whether any probe, hidden ones included, is a uprobe.
+    pub fn has_uprobes(&self) -> bool {
+        self.probes.iter().chain(&self.hidden).any(|p| matches!(p.attach, Attach::Uprobe { .. }))
+    }
 }
 
 /// Why a plan could not be made; each names what the user typed.

@@ -38,11 +38,6 @@ impl TraceOut {
         TraceOut { held, given_up: 0 }
     }
 
-    /// Whether the trace is held back until the end.
-    pub fn is_held(&self) -> bool {
-        self.held.is_some()
-    }
-
     /// Writes what was held, and tells what could not be written.
     fn finish(&mut self) -> io::Result<()> {
         if let Some(mut held) = self.held.take() {

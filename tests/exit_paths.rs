@@ -113,6 +113,7 @@ fn normal_end() {
 }
 
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs the test hooks: cargo test --features test-hooks")]
 fn error_in_the_middle_of_attaching() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
@@ -197,6 +198,7 @@ fn stdout_closed_by_the_reader() {
 /// still held before exec: the kernel removes the probes with the tracer's file
 /// descriptors, and the held command dies with it instead of waiting forever.
 #[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs the test hooks: cargo test --features test-hooks")]
 fn tracer_killed_while_the_command_is_held() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let before = last_program_id();
@@ -376,25 +378,28 @@ fn a_stop_signal_at_every_stage_ends_trace_promptly() {
             assert!(by_signal || status.code() == Some(128 + s), "{case}: {status:?}");
             assert_no_leftovers(&bin, &case, before);
         }
-        // Held: trace stops itself with the command held, then gets the signal.
-        let case = format!("{name} while the command is held");
-        let before = last_program_id();
-        let mut child = spawn_with(
-            &["-u", "lc_step", "./lifecycle", "sleep"],
-            &[("TRACE_TEST_STOP_BEFORE_RELEASE", "1")],
-            dir,
-        );
-        let stat = format!("/proc/{}/stat", child.id());
-        let start = Instant::now();
-        while !std::fs::read_to_string(&stat).unwrap_or_default().contains(") T ") {
-            assert!(start.elapsed() < Duration::from_secs(10), "{case}: the tracer never stopped");
-            std::thread::sleep(Duration::from_millis(10));
+        if cfg!(feature = "test-hooks") {
+            // Held: trace stops itself with the command held (a test hook), then
+            // gets the signal.
+            let case = format!("{name} while the command is held");
+            let before = last_program_id();
+            let mut child = spawn_with(
+                &["-u", "lc_step", "./lifecycle", "sleep"],
+                &[("TRACE_TEST_STOP_BEFORE_RELEASE", "1")],
+                dir,
+            );
+            let stat = format!("/proc/{}/stat", child.id());
+            let start = Instant::now();
+            while !std::fs::read_to_string(&stat).unwrap_or_default().contains(") T ") {
+                assert!(start.elapsed() < Duration::from_secs(10), "{case}: the tracer never stopped");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            send_signal(&child, sig(s));
+            send_signal(&child, nix::sys::signal::Signal::SIGCONT);
+            let status = wait_timeout(&mut child, PROMPT);
+            assert_eq!(status.code(), Some(128 + s), "{case}");
+            assert_no_leftovers(&bin, &case, before);
         }
-        send_signal(&child, sig(s));
-        send_signal(&child, nix::sys::signal::Signal::SIGCONT);
-        let status = wait_timeout(&mut child, PROMPT);
-        assert_eq!(status.code(), Some(128 + s), "{case}");
-        assert_no_leftovers(&bin, &case, before);
         // Draining: events pour in when the signal comes.
         let case = format!("{name} while events pour in");
         let before = last_program_id();

@@ -124,7 +124,7 @@ pub fn script(program: &crate::lang::Program, lowered: &crate::lang::lower::Lowe
 
 /// How the probe is named in the explanation: `probe 0, uprobe:native`.
 fn title(p: &Probe) -> String {
-    format!("probe {}, {}", p.id, crate::session::probe_label(p))
+    format!("probe {}, {}", p.id, p.label())
 }
 
 /// How probes sharing a program are named: as [`title`] for one, else
@@ -134,7 +134,7 @@ fn titles(probes: &[&Probe]) -> String {
         [p] => title(p),
         _ => {
             let ids: Vec<String> = probes.iter().map(|p| p.id.to_string()).collect();
-            let labels: Vec<String> = probes.iter().map(|p| crate::session::probe_label(p)).collect();
+            let labels: Vec<String> = probes.iter().map(|p| p.label()).collect();
             format!("probes {} ({})", ids.join(", "), labels.join(", "))
         }
     }
