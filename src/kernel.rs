@@ -1,5 +1,8 @@
-//! What the running kernel is: its version (for `kern_version`, RLIMIT_MEMLOCK and the
-//! choice of helpers) and which probe kinds it offers.
+//! What the running kernel is: its version, and the one place where a feature
+//! is told from it (`kern_version`, RLIMIT_MEMLOCK, the probe_read_user
+//! helpers, the BPF ring buffer, the kprobe PMU). Features that are asked of the
+//! kernel itself are asked where they are used: the PMUs in sysfs (`perf`),
+//! uprobe links by loading a program (`bpf::link`), tracefs (`tracefs`).
 
 use std::fmt;
 use std::fs;
@@ -65,7 +68,23 @@ impl KernelVersion {
     pub fn has_probe_read_user(self) -> bool {
         self >= KernelVersion::new(5, 5, 0)
     }
+
+    /// BPF_MAP_TYPE_RINGBUF and bpf_ringbuf_output came with 5.8.
+    pub fn has_ringbuf(self) -> bool {
+        self >= RINGBUF_SINCE
+    }
+
+    /// The kprobe PMU (`/sys/bus/event_source/devices/kprobe`), which trace
+    /// attaches kprobes with, came with 4.17.
+    pub fn has_kprobe_pmu(self) -> bool {
+        self >= KPROBE_PMU_SINCE
+    }
 }
+
+/// The first kernel with the BPF ring buffer.
+pub const RINGBUF_SINCE: KernelVersion = KernelVersion::new(5, 8, 0);
+/// The first kernel with the kprobe PMU.
+pub const KPROBE_PMU_SINCE: KernelVersion = KernelVersion::new(4, 17, 0);
 
 impl fmt::Display for KernelVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -87,9 +87,6 @@ impl Maps {
     }
 }
 
-/// BPF_MAP_TYPE_RINGBUF and bpf_ringbuf_output came with Linux 5.8.
-pub(super) const RINGBUF_SINCE: KernelVersion = KernelVersion::new(5, 8, 0);
-
 /// The `events` map: the BPF ring buffer of `pages` pages per online CPU (their
 /// product rounded up to a power of two) where the kernel has one, else a
 /// PERF_EVENT_ARRAY for the per-CPU perf rings (`possible`: the highest possible CPU + 1).
@@ -100,7 +97,7 @@ pub(super) fn events_map(
     possible: u32,
 ) -> Result<Map, Error> {
     let perf = || Map::create(MapType::PerfEventArray, 4, 4, possible, "events").map_err(Error::Bpf);
-    if knobs::perf_rings_forced() || kernel < RINGBUF_SINCE {
+    if knobs::perf_rings_forced() || !kernel.has_ringbuf() {
         return perf();
     }
     let bytes = ringbuf::ring_bytes(pages, online).ok_or_else(|| Error::Perf {

@@ -22,16 +22,14 @@ pub(super) fn kprobe_unavailable(kernel: KernelVersion, tracefs: Option<&Tracefs
     Some(no_kprobes_reason(kernel, has_kprobe_events))
 }
 
-/// The KPROBE PMU (`/sys/bus/event_source/devices/kprobe`) came with Linux 4.17.
-pub(super) const KPROBE_PMU_SINCE: KernelVersion = KernelVersion::new(4, 17, 0);
-
 /// Why a kernel without a kprobe PMU cannot trace kernel functions.
 pub(super) fn no_kprobes_reason(kernel: KernelVersion, has_kprobe_events: bool) -> String {
     const NO_PMU: &str = "no kprobe PMU in /sys/bus/event_source/devices";
-    match (has_kprobe_events, kernel < KPROBE_PMU_SINCE) {
+    match (has_kprobe_events, !kernel.has_kprobe_pmu()) {
         (true, true) => format!(
             "kernel {kernel} is too old: trace attaches kprobes through the kprobe PMU, which came \
-             with Linux {KPROBE_PMU_SINCE}, and does not use this kernel's tracefs kprobe_events"
+             with Linux {}, and does not use this kernel's tracefs kprobe_events",
+            crate::kernel::KPROBE_PMU_SINCE
         ),
         (true, false) => {
             format!("this kernel has tracefs kprobe_events but {NO_PMU}, which trace needs to attach kprobes")
