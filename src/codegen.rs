@@ -525,11 +525,11 @@ fn perf_output(a: &mut Asm, events: i32) {
 ///
 /// Flags 0: the kernel wakes the reader only with a record written when the
 /// reader had read everything before it, the first after a quiet spell. trace
-/// reads a busy ring in batches a few ms apart (see session.rs, `gather_ms`),
-/// so that costs an interrupt (irq_work) per batch, not per record. (Waking it
-/// with every record past a mark instead, checked with bpf_ringbuf_query,
-/// cost an interrupt per record whenever the reader fell behind, and could miss
-/// the mark: records from two CPUs, or a header's 8 bytes, can step over it.)
+/// reads a busy ring in batches a few ms apart (see session/events.rs,
+/// `gather_ms`), so that costs an interrupt (irq_work) per batch, not per
+/// record. Waking it at a mark (bpf_ringbuf_query) would cost an interrupt per
+/// record whenever the reader fell behind, and records from two CPUs can step
+/// over a mark.
 fn ringbuf_output(a: &mut Asm, events: i32) {
     a.comment("output: send the record to the ring buffer (r9 = its size)");
     a.ld_map_fd(R1, events)
@@ -1172,8 +1172,8 @@ fn depth_enter(a: &mut Asm, maps: &MapFds, sfx: &str) {
 }
 
 /// The entry stays at 0 when the last call returns (`depth` is an LRU hash, see
-/// `depth_entries` in session.rs): deleting it and inserting it again at the
-/// next call made each event of a program function 0.18-0.2 us dearer.
+/// `depth_entries` in session/maps.rs): deleting it and inserting it again at the
+/// next call would cost each event of a program function a map update.
 fn depth_exit(a: &mut Asm, maps: &MapFds, sfx: &str) {
     let out = format!("depth_out{sfx}");
     a.comment("depth: this call is over (depth[tid] -= 1, kept at 0); record what remains");

@@ -1,5 +1,5 @@
 //! Many probes: enough that their programs are loaded by several threads (see
-//! `loaders_for` in src/session.rs); they must still be attached in order and
+//! `loaders_for` in src/session/attach.rs); they must still be attached in order and
 //! every call traced.
 
 mod common;

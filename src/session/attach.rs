@@ -22,13 +22,11 @@ pub(super) struct Attached {
     pub(super) _program: LoadedProgram,
 }
 
-/// Detaches every probe, closing their links and perf events all at once. Each
-/// close waits for RCU grace periods in the kernel: a uprobe or tracepoint perf
-/// event 80-120 ms on a 2-CPU VM (measured with `strace -T`), one after the
-/// other since the kernel holds its `event_mutex` meanwhile; a uprobe link
-/// ~40 ms under no global lock, so links closed from threads wait together
-/// (the lab: 0.8 s with perf events, ~0.1 s with links). Returns once every
-/// probe is detached.
+/// Detaches every probe, closing their links and perf events all at once, one
+/// thread each: each close waits for RCU grace periods in the kernel (perf
+/// events one after the other, under the kernel's `event_mutex`; uprobe links
+/// under no global lock, so their waits overlap). Returns once every probe is
+/// detached.
 pub(super) fn detach_all(attached: Vec<Attached>) {
     /// A closing thread only calls close(2): a small stack is plenty.
     const STACK: usize = 64 * 1024;
@@ -181,8 +179,8 @@ pub(super) fn attach_order(plan: &Plan, reverse: bool) -> Vec<(usize, &Probe)> {
 /// links every probe of the command line alike but for its id
 /// ([`ProgSpec::alike`](codegen::ProgSpec::alike)) on one binary, entries or
 /// returns: one link places them all, each offset with its probe's id as its
-/// cookie. (`-u '*'` on a program of 100 functions: 2 programs and 2 links
-/// instead of 200 and 200.) A script's probes keep one each: two blocks on one
+/// cookie (`-u '*'`: two programs and two links, however many functions). A
+/// script's probes keep one each: two blocks on one
 /// function run in the order they were attached (see [`attach_order`]).
 pub(super) struct Unit<'p> {
     /// The probes with their place in the plan, in attach order.
@@ -240,13 +238,10 @@ pub(super) fn units<'p>(order: &[(usize, &'p Probe)], links: bool) -> Vec<Unit<'
 }
 
 /// How many threads load `n` programs: one per CPU (at most 4) for many, else
-/// one. Each program is generated, then verified by the kernel on its own
-/// (~0.2 ms a program here), so many load faster in parallel: 200 probes
-/// (bench/run's 100 functions, as perf events: with links they are 2 programs,
-/// see [`Unit`]) on 2 CPUs started in 35.1 ms instead of 47.7. A
-/// few load well within the kernel's wait at the first uprobe, which a second
-/// busy CPU makes longer: the lab's 10, in parallel, started in 21.7 ms on
-/// average instead of 17.2 (15 interleaved runs each).
+/// one. Each program is generated, then verified by the kernel on its own, so
+/// many load faster in parallel; a few load within the kernel's wait at the
+/// first uprobe anyway, which a second busy CPU would make longer (README.md,
+/// "Benchmarks", has the figures).
 pub(super) fn loaders_for(n: usize) -> usize {
     const MANY: usize = 64;
     if n < MANY {

@@ -22,9 +22,8 @@ pub(super) const LRU_LOCAL_FREE_TARGET: u32 = 128;
 
 /// Entries of the `depth` map: an LRU hash, so that a thread's entry stays (at
 /// depth 0) when it leaves its last traced function and the next call only
-/// looks it up and counts. (A plain hash entry inserted at every outermost call
-/// and deleted at its return cost 0.18-0.2 us an event, entry or return, on
-/// bench/run's `-u work_fn`.) Entries of threads that have exited are never
+/// looks it up and counts, cheaper than a plain hash entry inserted at every
+/// outermost call and deleted at its return. Entries of threads that have exited are never
 /// looked up again, so they are the ones the kernel evicts when the map is full;
 /// sized so that DEPTH_THREADS threads fit before it evicts any, whatever the
 /// CPUs hold back.

@@ -39,9 +39,9 @@ pub(super) fn no_kprobes_reason(kernel: KernelVersion, has_kprobe_events: bool) 
 }
 
 /// The kernel functions asked for, to check their names: from the kernel's BTF
-/// when it has them all (2-3 ms), else from /proc/kallsyms (50 ms of kernel time
-/// and 20 MiB; it also knows functions BTF leaves out, and the close names a
-/// misspelling is told about).
+/// when it has them all (much cheaper to read), else from /proc/kallsyms (which
+/// also knows functions BTF leaves out, and the close names a misspelling is
+/// told about).
 pub(super) fn kernel_functions(names: &[String]) -> Option<Kallsyms> {
     if crate::explain::enabled() {
         // --explain shows each function's address: from kallsyms, as it says.
