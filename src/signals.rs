@@ -8,9 +8,11 @@
 //! its output (see [`crate::stdout`]). A handler only sets flags and writes a byte
 //! to a pipe that the event loop polls.
 //!
-//! A signal that trace inherited as ignored stays ignored, for trace and the
-//! command (`nohup trace ...` ignores SIGHUP; a background job of a script,
-//! SIGINT), as any program that respects its caller does.
+//! SIGHUP inherited as ignored stays ignored, for trace and the command:
+//! `nohup trace ...` asks to survive the terminal's hangup. SIGINT and SIGTERM
+//! always stop trace, also when inherited as ignored: a script's background job
+//! (`trace --watch ./prog & ... kill -INT $!`) ignores SIGINT by the shell's
+//! rule for jobs without job control, yet SIGINT is how a script stops it.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -39,13 +41,13 @@ pub struct Signals {
 }
 
 impl Signals {
-    /// Installs the handlers (sparing signals inherited as ignored).
+    /// Installs the handlers (sparing SIGHUP inherited as ignored).
     pub fn install() -> io::Result<Signals> {
         let (wake_read, wake_write) =
             nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)?;
         WAKE.store(wake_write.as_raw_fd(), Ordering::SeqCst);
         for sig in STOP_SIGNALS {
-            if !inherited_ignored(sig) {
+            if !(sig == Signal::SIGHUP && inherited_ignored(sig)) {
                 set_handler(sig, on_stop, false)?;
             }
         }

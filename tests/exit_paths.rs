@@ -456,3 +456,26 @@ fn sighup_inherited_as_ignored_stays_ignored() {
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     assert_no_leftovers(&bin, "nohup", before);
 }
+
+/// A script's background job (`trace --watch ./prog & ... kill -INT $!`)
+/// inherits SIGINT ignored from its shell; SIGINT must still stop trace.
+#[test]
+fn sigint_inherited_as_ignored_still_stops_trace() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let mut child = KillOnDrop(
+        Command::new("env")
+            .args(["--default-signal=HUP,TERM", "--ignore-signal=INT", TRACE, "--watch", "./lifecycle"])
+            .current_dir(bin.parent().unwrap())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_announcement(&mut child);
+    send_signal(&child, nix::sys::signal::Signal::SIGINT);
+    let status = wait_timeout(&mut child, PROMPT);
+    assert_eq!(status.code(), Some(0), "--watch ends with 0 on Ctrl-C");
+    assert_no_leftovers(&bin, "SIGINT inherited ignored", before);
+}

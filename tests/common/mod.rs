@@ -58,8 +58,9 @@ pub fn build_prog(name: &str, extra: &[&str]) -> PathBuf {
 /// A `trace` command as an interactive shell starts it: SIGINT, SIGTERM and
 /// SIGHUP at their default action, also when the tests themselves run under
 /// `nohup` or as a script's background job (which ignore SIGHUP, SIGINT): trace
-/// keeps a signal it inherits as ignored, as it should, and the tests that
-/// signal it expect the ordinary case.
+/// keeps SIGHUP ignored when it inherits it so, as it should, and its command
+/// inherits what trace inherited; the tests that signal them expect the
+/// ordinary case.
 pub fn trace_command() -> Command {
     let mut cmd = Command::new("env");
     cmd.args(["--default-signal=HUP,INT,TERM", TRACE]);
