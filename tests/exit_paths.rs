@@ -234,8 +234,12 @@ fn tracer_killed_while_the_command_is_held() {
     assert_no_leftovers(&bin, "tracer killed while the command was held", before);
 }
 
-/// How long trace may take to end after a stop signal (the bound).
+/// How long trace may take to end after a stop signal.
 const PROMPT: Duration = Duration::from_secs(2);
+
+/// The signals that ask trace to stop, with their names.
+const STOPS: [(i32, &str); 3] =
+    [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")];
 
 /// A tracer started with these arguments and environment, its stdout and
 /// stderr piped.
@@ -278,7 +282,7 @@ fn exit_in_begin_kills_the_held_command_and_ends_at_once() {
 fn after_exit_in_a_probe_signals_reach_the_command() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = lifecycle();
-    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+    for (s, name) in STOPS {
         let before = last_program_id();
         let script = "uprobe:./lifecycle:lc_step { printf(\"step\\n\"); exit(); }";
         let mut child = spawn_with(&["-e", script, "-c", "./lifecycle sleep"], &[], bin.parent().unwrap());
@@ -302,7 +306,7 @@ fn follow_ends_on_a_signal_though_a_daemon_lives_on() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = lifecycle();
     let dir = bin.parent().unwrap();
-    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+    for (s, name) in STOPS {
         let before = last_program_id();
         let mut child = spawn_with(&["-f", "-u", "lc_step", "./lifecycle", "daemon"], &[], dir);
         let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
@@ -334,7 +338,7 @@ fn follow_ends_on_a_signal_though_a_daemon_lives_on() {
 fn a_stalled_reader_does_not_hold_a_stop_signal() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = lifecycle();
-    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+    for (s, name) in STOPS {
         let before = last_program_id();
         let mut child =
             spawn_with(&["-u", "lc_step", "./lifecycle", "many", "100000000"], &[], bin.parent().unwrap());
@@ -363,7 +367,7 @@ fn a_stop_signal_at_every_stage_ends_trace_promptly() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let bin = lifecycle();
     let dir = bin.parent().unwrap();
-    for (s, name) in [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")] {
+    for (s, name) in STOPS {
         // Start-up stages, by delay after the start (a start-up takes ~20 ms).
         for delay_ms in [0, 1, 2, 4, 7, 10, 15, 20, 30, 50, 80, 150] {
             let case = format!("{name} {delay_ms} ms after the start");
