@@ -84,7 +84,7 @@ pub fn from_env() -> Result<Option<Creds>, CredsError> {
             Some(name) => match User::from_name(&name).ok().flatten() {
                 Some(u) => (u.uid.as_raw(), u.gid.as_raw(), Some(name)),
                 None => {
-                    eprintln!(
+                    crate::tell!(
                         "trace: warning: DOAS_USER {name:?} is not in /etc/passwd: the command runs as root"
                     );
                     return Ok(None);
@@ -129,7 +129,7 @@ pub fn decide(
         if !elsewhere(nsswitch, "passwd") {
             return Err(CredsError::NoSuchUser { uid, name: sudo_user });
         }
-        eprintln!(
+        crate::tell!(
             "trace: warning: uid {uid}{} is not in /etc/passwd (an account of a directory service such \
              as LDAP or sssd, which trace does not query): the command runs with uid {uid} and gid {gid} \
              only, without its supplementary groups",
@@ -145,7 +145,7 @@ pub fn decide(
             groups
         }
         None => {
-            eprintln!(
+            crate::tell!(
                 "trace: warning: the groups of {name} could not be listed from /etc/group: the command runs \
                  with its primary group {gid} only"
             );

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use trace::tell;
+
 use trace::output::OutputOpts;
 use trace::plan::Request;
 use trace::session::{self, Config, Job, Target};
@@ -136,7 +138,7 @@ fn power_of_two(s: &str) -> Result<usize, String> {
 fn list(pattern: &str) -> ExitCode {
     match trace::list::list(pattern) {
         Ok(lines) if lines.is_empty() => {
-            eprintln!("trace: nothing matches `{pattern}`; `trace --help` shows the kinds of pattern");
+            tell!("trace: nothing matches `{pattern}`; `trace --help` shows the kinds of pattern");
             ExitCode::from(1)
         }
         Ok(lines) => {
@@ -149,7 +151,7 @@ fn list(pattern: &str) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("trace: {e}");
+            tell!("trace: {e}");
             ExitCode::from(2)
         }
     }
@@ -196,11 +198,11 @@ fn compile(name: &str, text: &str) -> Result<trace::lang::Program, ExitCode> {
     };
     match trace::lang::compile(name, text, schema) {
         Ok(program) => {
-            eprint!("{}", program.warnings());
+            trace::stdout::say(&program.warnings());
             Ok(program)
         }
         Err(e) => {
-            eprintln!("{e}");
+            tell!("{e}");
             Err(ExitCode::from(2))
         }
     }
@@ -218,7 +220,7 @@ fn script(cli: &Cli) -> Result<Option<Script>, ExitCode> {
         (Some(text), _) => ("-e".to_string(), text.clone(), cli.command.clone()),
         (None, Some(file)) if is_script(file) => {
             let text = std::fs::read_to_string(file).map_err(|e| {
-                eprintln!("trace: cannot read the script {file}: {e}");
+                tell!("trace: cannot read the script {file}: {e}");
                 ExitCode::from(2)
             })?;
             (file.clone(), text, cli.command[1..].to_vec())
@@ -228,7 +230,7 @@ fn script(cli: &Cli) -> Result<Option<Script>, ExitCode> {
     let flags_given =
         !(cli.funcs.is_empty() && cli.libs.is_empty() && cli.syscalls.is_empty() && cli.kfuncs.is_empty());
     if flags_given || cli.watch.is_some() || cli.follow || cli.all_events || cli.ret || cli.timing {
-        eprintln!(
+        tell!(
             "trace: {name}: a script says itself what to trace and print; -u -L -s -k -f -a -r -T and \
              --watch go with a COMMAND, not with a script"
         );
@@ -239,7 +241,7 @@ fn script(cli: &Cli) -> Result<Option<Script>, ExitCode> {
         (None, false) if cli.program.is_some() => Some(rest),
         (None, true) => None,
         (_, false) => {
-            eprintln!(
+            tell!(
                 "trace: {name}: unexpected arguments after the script: `{}`; give the command to trace \
                  with -c 'COMMAND' (positional parameters like $1 are not supported yet)",
                 rest.join(" ")
@@ -281,7 +283,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     if script.is_none() && cli.run.is_some() {
-        eprintln!("trace: -c goes with a script (-e 'PROGRAM' or FILE.bt); to trace a command, give it as is: `sudo trace ./file-io`");
+        tell!("trace: -c goes with a script (-e 'PROGRAM' or FILE.bt); to trace a command, give it as is: `sudo trace ./file-io`");
         return ExitCode::from(2);
     }
     let (target, job) = match script {
@@ -299,7 +301,7 @@ fn main() -> ExitCode {
                 (None, Some(path)) => Target::Watch(path),
                 (None, None) if !cli.command.is_empty() => Target::Command(cli.command.clone()),
                 (None, None) => {
-                    eprintln!(
+                    tell!(
                         "trace: nothing to trace: give a command (`sudo trace ./file-io`), a process \
                          (`-p PID`), a program to watch (`--watch ./file-io`) or a script \
                          (`-e 'PROGRAM'`, `trace.bt`); see `trace --help`"
@@ -323,7 +325,7 @@ fn main() -> ExitCode {
         }
     };
     if let Err(msg) = trace::privileges::check() {
-        eprintln!("trace: {msg}");
+        tell!("trace: {msg}");
         return ExitCode::from(77);
     }
     if cli.explain {
@@ -334,11 +336,11 @@ fn main() -> ExitCode {
         Ok(status) => ExitCode::from(status.clamp(0, 255) as u8),
         Err(e @ session::Error::Compile(_)) => {
             // Rendered like the checker's messages: they name the file and line.
-            eprintln!("{e}");
+            tell!("{e}");
             ExitCode::from(e.exit_code() as u8)
         }
         Err(e) => {
-            eprintln!("trace: {e}");
+            tell!("trace: {e}");
             ExitCode::from(e.exit_code() as u8)
         }
     }

@@ -111,11 +111,21 @@ fn write_all_fd1(mut buf: &[u8], given_up: &mut u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a message to stderr, without waiting on a stalled terminal once a
-/// stop signal has come (it is then dropped).
+/// `eprintln!` that never panics: [`say`] with a line end.
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => {
+        $crate::stdout::say(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// Writes a message to stderr. A message that cannot be written (`2>/dev/full`,
+/// a terminal hung up) is dropped: eprint! would panic, and with panic=abort
+/// kill trace with SIGABRT in the middle of its work, its command orphaned.
+/// Once a stop signal has come, a stalled terminal is not waited on either.
 pub fn say(msg: &str) {
     if !signals::stopping() {
-        eprint!("{msg}");
+        let _ = io::stderr().write_all(msg.as_bytes());
         return;
     }
     let mut buf = msg.as_bytes();

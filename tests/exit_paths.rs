@@ -483,3 +483,46 @@ fn sigint_inherited_as_ignored_still_stops_trace() {
     assert_eq!(status.code(), Some(0), "--watch ends with 0 on Ctrl-C");
     assert_no_leftovers(&bin, "SIGINT inherited ignored", before);
 }
+
+/// stderr that cannot be written (`2>/dev/full`, a hung-up terminal): trace's
+/// messages are dropped, not fatal (eprintln! panicked: SIGABRT).
+#[test]
+fn stderr_that_cannot_be_written_is_not_fatal() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = trace_command()
+        .args(["-u", "lc_step", "./lifecycle", "many", "3"])
+        .current_dir(bin.parent().unwrap())
+        .stderr(Stdio::from(full))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", out.status);
+    assert_eq!(stdout_lines(&out).len(), 8, "lc_step(1) and 3 more, entry and return");
+    assert_no_leftovers(&bin, "stderr to /dev/full", before);
+}
+
+/// stdout that cannot be written (`>/dev/full`): the trace stops, as after a
+/// closed pipe, and the command runs to its end, waited for (it was orphaned);
+/// trace then says why and exits 74.
+#[test]
+fn stdout_that_cannot_be_written_stops_the_trace_not_the_command() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let start = Instant::now();
+    let out = trace_command()
+        .args(["-u", "lc_step", "./lifecycle", "tick", "10"])
+        .current_dir(bin.parent().unwrap())
+        .stdout(Stdio::from(full))
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(74), "{err}");
+    assert!(err.contains("No space left on device") && err.contains("the command runs on"), "{err}");
+    // tick 10 sleeps 50 ms ten times: trace waited for it.
+    assert!(start.elapsed() >= Duration::from_millis(450), "trace did not wait: {:?}", start.elapsed());
+    assert_no_leftovers(&bin, "stdout to /dev/full", before);
+}

@@ -114,7 +114,19 @@ pub(super) fn finish(
         Rings::Buffer(_) => "the ring was full",
     };
     drop(live); // detach everything before reporting
-    let mut summary = summary?;
+    let mut summary = match summary {
+        Ok(summary) => summary,
+        Err(e) => {
+            // The trace could not go on (writing it failed: a full disk,
+            // /dev/full): as after a closed pipe, the probes are gone and the
+            // command runs to its end, waited for, not orphaned.
+            say(&format!("trace: {e}; the trace stopped, the command runs on\n"));
+            if let Some(c) = child {
+                wait_forwarding(c, signals);
+            }
+            return Ok(e.exit_code());
+        }
+    };
     summary.lost = summary.lost.max(dropped);
     if summary.exit.is_none() {
         // Our output was closed (`trace ... | head`) or the script called exit():

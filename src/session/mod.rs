@@ -103,7 +103,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     explain::note(|| format!("{}\n{}", story::INTRO, story::STEP_PLAN));
     let kernel = KernelVersion::current();
     if let Some(w) = bpf::raise_memlock(kernel) {
-        eprintln!("trace: warning: {w}");
+        crate::tell!("trace: warning: {w}");
     }
     // Whom the command runs as, decided before anything is read or attached.
     let creds = match &cfg.target {
@@ -137,7 +137,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
     // event loop (which detaches everything) and never lost or fatal.
     let signals = Signals::install().map_err(|e| Error::Io("catching signals".into(), e))?;
     let n = plan.probes.len() + show.specials();
-    eprintln!("Attaching {n} probe{}...", if n == 1 { "" } else { "s" });
+    crate::tell!("Attaching {n} probe{}...", if n == 1 { "" } else { "s" });
     if knobs::stop_before_release() {
         let _ = nix::sys::signal::raise(Signal::SIGSTOP);
     }
@@ -287,5 +287,5 @@ fn report_skipped(plan: &Plan) {
         return;
     }
     let names: Vec<_> = plan.skipped.iter().map(|s| s.what.as_str()).collect();
-    eprintln!("trace: skipping kernel functions {}: {}", names.join(", "), plan.skipped[0].why);
+    crate::tell!("trace: skipping kernel functions {}: {}", names.join(", "), plan.skipped[0].why);
 }

@@ -81,7 +81,7 @@ pub(super) fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), 
             // but a uprobe link and the `tgids` filter take the process id.
             let tgid = process_of(*pid).unwrap_or(*pid);
             if tgid != *pid {
-                eprintln!(
+                crate::tell!(
                     "trace: {pid} is a thread of process {tgid}: tracing the process (all its threads)"
                 );
             }
