@@ -83,7 +83,7 @@ fn assert_no_leftovers(bin: &Path, case: &str, before: u64) {
     assert_eq!(processes_of(bin), Vec::<u32>::new(), "{case}: traced processes left running");
 }
 
-fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
+fn wait_timeout(child: &mut Child, limit: Duration, case: &str) -> ExitStatus {
     let start = Instant::now();
     loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -91,7 +91,7 @@ fn wait_timeout(child: &mut Child, limit: Duration) -> ExitStatus {
         }
         if start.elapsed() > limit {
             let _ = child.kill();
-            panic!("trace did not exit within {limit:?}");
+            panic!("{case}: trace did not exit within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -143,7 +143,7 @@ fn signal_case(sig: i32, name: &str, what: &str) {
     let (mut child, mut out) = spawn_trace(&["-u", "lc_step", "./lifecycle", "sleep"], bin.parent().unwrap());
     assert_eq!(read_lines(&mut out, 2), ["> lc_step", "< lc_step"]);
     send_signal(&child, nix::sys::signal::Signal::try_from(sig).unwrap());
-    let status = wait_timeout(&mut child, Duration::from_secs(10));
+    let status = wait_timeout(&mut child, Duration::from_secs(10), name);
     let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(128 + sig), "{err}");
     assert!(err.contains(&format!("the traced command ended: {what} ({name})")), "{err}");
@@ -189,7 +189,7 @@ fn stdout_closed_by_the_reader() {
     out.read_line(&mut first).unwrap();
     assert_eq!(first, "> lc_step\n");
     drop(out); // like `| head -1`
-    let status = wait_timeout(&mut child, Duration::from_secs(30));
+    let status = wait_timeout(&mut child, Duration::from_secs(30), "stdout closed");
     assert_eq!(status.code(), Some(0), "the command's own status");
     assert_no_leftovers(&bin, "stdout closed", before);
 }
@@ -242,9 +242,11 @@ const STOPS: [(i32, &str); 3] =
     [(libc::SIGINT, "SIGINT"), (libc::SIGTERM, "SIGTERM"), (libc::SIGHUP, "SIGHUP")];
 
 /// A tracer started with these arguments and environment, its stdout and
-/// stderr piped.
+/// stderr piped; returned once `env` (see trace_command) has become trace, so
+/// that a signal sent at once reaches trace, not `env` (which, in a background
+/// job, still ignores SIGINT).
 fn spawn_with(args: &[&str], envs: &[(&str, &str)], dir: &Path) -> KillOnDrop {
-    KillOnDrop(
+    let child = KillOnDrop(
         trace_command()
             .args(args)
             .envs(envs.iter().copied())
@@ -253,7 +255,15 @@ fn spawn_with(args: &[&str], envs: &[(&str, &str)], dir: &Path) -> KillOnDrop {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
-    )
+    );
+    let exe = format!("/proc/{}/exe", child.id());
+    let trace = std::fs::canonicalize(TRACE).unwrap();
+    let start = Instant::now();
+    while std::fs::read_link(&exe).ok().as_ref() != Some(&trace) {
+        assert!(start.elapsed() < Duration::from_secs(10), "env never became trace");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    child
 }
 
 fn sig(s: i32) -> nix::sys::signal::Signal {
@@ -267,7 +277,7 @@ fn exit_in_begin_kills_the_held_command_and_ends_at_once() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = build_file_io("begin-exit");
     let mut child = spawn_with(&["-e", "BEGIN { printf(\"hi\\n\"); exit(); }", "-c", "./file-io"], &[], &dir);
-    let status = wait_timeout(&mut child, PROMPT);
+    let status = wait_timeout(&mut child, PROMPT, "exit() in BEGIN");
     let out = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
     let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     assert_eq!(status.code(), Some(0), "{err}");
@@ -290,7 +300,7 @@ fn after_exit_in_a_probe_signals_reach_the_command() {
         assert_eq!(read_lines(&mut out, 1), ["step"], "{name}");
         std::thread::sleep(Duration::from_millis(200)); // trace now waits for the command
         send_signal(&child, sig(s));
-        let status = wait_timeout(&mut child, PROMPT);
+        let status = wait_timeout(&mut child, PROMPT, name);
         let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
         assert_eq!(status.code(), Some(128 + s), "{name}: the command's end: {err}");
         assert!(err.contains(&format!("({name})")), "{name}: {err}");
@@ -317,7 +327,7 @@ fn follow_ends_on_a_signal_though_a_daemon_lives_on() {
         let daemons = processes_of(&bin);
         assert_eq!(daemons.len(), 1, "{name}: the daemon runs");
         send_signal(&child, sig(s));
-        let status = wait_timeout(&mut child, PROMPT);
+        let status = wait_timeout(&mut child, PROMPT, name);
         assert_eq!(status.code(), Some(0), "{name}: the command's own status");
         assert_eq!(processes_of(&bin), daemons, "{name}: the daemon is not trace's to stop");
         for pid in daemons {
@@ -351,7 +361,7 @@ fn a_stalled_reader_does_not_hold_a_stop_signal() {
             std::thread::sleep(Duration::from_millis(20));
         }
         send_signal(&child, sig(s));
-        let status = wait_timeout(&mut child, PROMPT);
+        let status = wait_timeout(&mut child, PROMPT, name);
         let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
         assert_eq!(status.code(), Some(128 + s), "{name}: {err}");
         assert!(err.contains("bytes of the trace were not written"), "{name}: {err}");
@@ -375,7 +385,7 @@ fn a_stop_signal_at_every_stage_ends_trace_promptly() {
             let mut child = spawn_with(&["-u", "lc_step", "./lifecycle", "sleep"], &[], dir);
             std::thread::sleep(Duration::from_millis(delay_ms));
             send_signal(&child, sig(s));
-            let status = wait_timeout(&mut child, PROMPT);
+            let status = wait_timeout(&mut child, PROMPT, &case);
             // Killed by the signal itself before the handlers are in place, or
             // reporting the command's end by it after.
             let by_signal = std::os::unix::process::ExitStatusExt::signal(&status) == Some(s);
@@ -400,7 +410,7 @@ fn a_stop_signal_at_every_stage_ends_trace_promptly() {
             }
             send_signal(&child, sig(s));
             send_signal(&child, nix::sys::signal::Signal::SIGCONT);
-            let status = wait_timeout(&mut child, PROMPT);
+            let status = wait_timeout(&mut child, PROMPT, &case);
             assert_eq!(status.code(), Some(128 + s), "{case}");
             assert_no_leftovers(&bin, &case, before);
         }
@@ -412,7 +422,7 @@ fn a_stop_signal_at_every_stage_ends_trace_promptly() {
         let reader = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
         std::thread::sleep(Duration::from_millis(100));
         send_signal(&child, sig(s));
-        let status = wait_timeout(&mut child, PROMPT);
+        let status = wait_timeout(&mut child, PROMPT, &case);
         assert_eq!(status.code(), Some(128 + s), "{case}");
         reader.join().unwrap().unwrap();
         assert_no_leftovers(&bin, &case, before);
@@ -456,7 +466,7 @@ fn sighup_inherited_as_ignored_stays_ignored() {
     assert!(child.try_wait().unwrap().is_none(), "trace acted on an ignored SIGHUP");
     assert_eq!(processes_of(&bin), command, "the command got an ignored SIGHUP");
     send_signal(&child, nix::sys::signal::Signal::SIGTERM);
-    let status = wait_timeout(&mut child, PROMPT);
+    let status = wait_timeout(&mut child, PROMPT, "nohup");
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
     assert_no_leftovers(&bin, "nohup", before);
 }
@@ -479,7 +489,7 @@ fn sigint_inherited_as_ignored_still_stops_trace() {
     );
     wait_for_announcement(&mut child);
     send_signal(&child, nix::sys::signal::Signal::SIGINT);
-    let status = wait_timeout(&mut child, PROMPT);
+    let status = wait_timeout(&mut child, PROMPT, "SIGINT inherited ignored");
     assert_eq!(status.code(), Some(0), "--watch ends with 0 on Ctrl-C");
     assert_no_leftovers(&bin, "SIGINT inherited ignored", before);
 }
