@@ -19,9 +19,17 @@ use crate::creds::Creds;
 pub enum SpawnError {
     NotFound(String),
     NotExecutable(PathBuf),
-    Script { path: PathBuf, interpreter: String },
+    /// A directory, a FIFO, a device: something that exists but is no program file.
+    NotAFile(PathBuf),
+    Script {
+        path: PathBuf,
+        interpreter: String,
+    },
     NotElf(PathBuf),
-    Exec { path: PathBuf, err: io::Error },
+    Exec {
+        path: PathBuf,
+        err: io::Error,
+    },
     Os(String, io::Error),
 }
 
@@ -45,6 +53,12 @@ impl fmt::Display for SpawnError {
                 path.display(),
                 path.display()
             ),
+            SpawnError::NotAFile(p) => write!(
+                f,
+                "{} is not a regular file (a directory, a FIFO or a device), so it is no program to run; \
+                 give the path of the program",
+                p.display()
+            ),
             SpawnError::NotElf(p) => {
                 write!(f, "{} is not an ELF executable, so it cannot be traced", p.display())
             }
@@ -61,8 +75,10 @@ impl std::error::Error for SpawnError {}
 pub fn find_program(cmd: &str) -> Result<PathBuf, SpawnError> {
     let path = if cmd.contains('/') {
         let p = PathBuf::from(cmd);
-        if !p.is_file() {
-            return Err(SpawnError::NotFound(cmd.to_string()));
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(SpawnError::NotAFile(p)),
+            Err(_) => return Err(SpawnError::NotFound(cmd.to_string())),
         }
         p
     } else {

@@ -131,3 +131,25 @@ fn tracefs_missing_and_not_mountable() {
     assert!(err.contains("/sys/kernel/tracing"), "{err}");
     assert!(!err.contains("Attaching"), "{err}");
 }
+
+/// A FIFO (or a directory) named as the program: a clear refusal, at once.
+/// Opening a FIFO to read it waits for a writer: `trace -l ./fifo` used to
+/// hang there, and `trace ./fifo` said there was no such file.
+#[test]
+fn files_that_are_no_programs() {
+    let d = workbench();
+    assert!(Command::new("mkfifo").arg(d.join("fifo")).status().unwrap().success());
+    for (args, code, want) in [
+        (&["-l", "./fifo"][..], 2, "./fifo is not a regular file"),
+        (&["-l", "./fifo:*"][..], 2, "./fifo is not a regular file"),
+        (&["./fifo"][..], 126, "./fifo is not a regular file (a directory, a FIFO or a device)"),
+        (&["-u", "native", "./fifo"][..], 126, "./fifo is not a regular file"),
+        (&["/"][..], 126, "/ is not a regular file"),
+    ] {
+        // `timeout` kills a trace that hangs (status 124).
+        let out = Command::new("timeout").arg("10").arg(TRACE).args(args).current_dir(&d).output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "trace {args:?}: {err}");
+        assert!(err.contains(want), "trace {args:?}: {err}");
+    }
+}

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use goblin::container::{Container, Ctx, Endian};
@@ -175,10 +176,18 @@ impl ElfFile {
     /// library, truncated, or internally inconsistent.
     pub fn open(path: &Path) -> Result<ElfFile, ElfError> {
         let io = |source| ElfError::Io { path: path.to_path_buf(), source };
-        let mut file = File::open(path).map_err(io)?;
+        let not_a_file = || ElfError::NotAFile { path: path.to_path_buf() };
+        // Looked at before it is opened: opening a FIFO waits for a writer.
+        if !std::fs::metadata(path).map_err(io)?.is_file() {
+            return Err(not_a_file());
+        }
+        // O_NONBLOCK: should a FIFO take the file's place meanwhile, the open
+        // does not wait either (a regular file's reads ignore the flag).
+        let mut file =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(io)?;
         let meta = file.metadata().map_err(io)?;
         if !meta.is_file() {
-            return Err(ElfError::NotAFile { path: path.to_path_buf() });
+            return Err(not_a_file());
         }
         if meta.len() < EHDR_SIZE {
             // Too short to map usefully: classify the few bytes there are.
