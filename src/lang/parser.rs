@@ -10,7 +10,7 @@ use super::source::Span;
 /// Parses a program (a `trace.bt` file or an `-e` one-liner).
 pub fn parse(text: &str) -> Result<Script, Diagnostic> {
     let toks = lex(text)?;
-    Parser { toks, pos: 0, no_div: false }.script()
+    Parser { toks, pos: 0, no_div: false, nesting: 0 }.script()
 }
 
 /// The probe types and their short names.
@@ -80,11 +80,19 @@ const TYPE_WORDS: [&str; 22] = [
 /// bpftrace's top-level declarations that trace does not offer yet.
 const LATER_DECLARATIONS: [&str; 7] = ["config", "import", "macro", "struct", "union", "enum", "let"];
 
+/// How deep blocks and expressions may nest: beyond anything written by hand,
+/// and shallow enough that the passes that recurse over the tree (the checker,
+/// the lowering, the code generator, on threads with 2 MiB stacks) never
+/// overflow their stack.
+const MAX_NESTING: usize = 200;
+
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
     /// Inside a predicate (and outside parentheses) a `/` ends the predicate.
     no_div: bool,
+    /// How deep the parser is in blocks and expressions (see [`MAX_NESTING`]).
+    nesting: usize,
 }
 
 type PResult<T> = Result<T, Diagnostic>;
@@ -197,7 +205,33 @@ impl Parser {
         probe_from_segments(&segs)
     }
 
+    /// One level deeper into blocks and expressions; an error past [`MAX_NESTING`].
+    fn deeper(&mut self) -> PResult<()> {
+        self.nesting += 1;
+        if self.nesting > MAX_NESTING {
+            return Err(Diagnostic::error(
+                self.span(),
+                format!("the program nests deeper than {MAX_NESTING} levels of blocks and operators here"),
+            )
+            .help("split the expression with variables ($a = ...; $b = $a + ...;) or the conditions into several `if`s"));
+        }
+        Ok(())
+    }
+
+    /// Runs `f` one level deeper.
+    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> PResult<T>) -> PResult<T> {
+        let base = self.nesting;
+        self.deeper()?;
+        let r = f(self);
+        self.nesting = base;
+        r
+    }
+
     fn block(&mut self) -> PResult<Block> {
+        self.nested(Self::block_inner)
+    }
+
+    fn block_inner(&mut self) -> PResult<Block> {
         let open = self.expect(Tok::LBrace, "to start a block")?;
         let mut stmts = Vec::new();
         loop {
@@ -364,8 +398,10 @@ impl Parser {
     }
 
     fn expr(&mut self) -> PResult<Expr> {
-        let lhs = self.unary()?;
-        self.binary_rest(lhs, 1)
+        self.nested(|p| {
+            let lhs = p.unary()?;
+            p.binary_rest(lhs, 1)
+        })
     }
 
     /// An expression inside parentheses, where `/` divides even in a predicate.
@@ -376,8 +412,16 @@ impl Parser {
         e
     }
 
-    /// Precedence climbing over the binary operators.
-    fn binary_rest(&mut self, mut lhs: Expr, min: u8) -> PResult<Expr> {
+    /// Precedence climbing over the binary operators. Each operator of a chain
+    /// (`1 + 1 + 1`) is one level deeper in the tree.
+    fn binary_rest(&mut self, lhs: Expr, min: u8) -> PResult<Expr> {
+        let base = self.nesting;
+        let r = self.binary_chain(lhs, min);
+        self.nesting = base;
+        r
+    }
+
+    fn binary_chain(&mut self, mut lhs: Expr, min: u8) -> PResult<Expr> {
         loop {
             let op = match self.peek() {
                 Tok::Op(op) => *op,
@@ -393,6 +437,7 @@ impl Parser {
             if (op == BinOp::Div && self.no_div) || op.precedence() < min {
                 return Ok(lhs);
             }
+            self.deeper()?;
             self.bump();
             let first = self.unary()?;
             let rhs = self.binary_rest(first, op.precedence() + 1)?;
@@ -423,7 +468,7 @@ impl Parser {
             _ => return self.postfix(),
         };
         self.bump();
-        let expr = self.unary()?;
+        let expr = self.nested(Self::unary)?;
         let span = start.to(expr.span);
         Ok(Expr { kind: ExprKind::Unary { op, expr: Box::new(expr) }, span })
     }
