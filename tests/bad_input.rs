@@ -153,3 +153,27 @@ fn files_that_are_no_programs() {
         assert!(err.contains(want), "trace {args:?}: {err}");
     }
 }
+
+/// Out of file descriptors (`ulimit -n 16`): said so, with the way out, never
+/// called a verifier rejection and a bug in trace (exit 70).
+#[test]
+fn out_of_file_descriptors() {
+    let d = workbench();
+    for limit in [10, 14, 16] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" ./file-io"))
+            .arg(TRACE)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "ulimit -n {limit}: {err}");
+        assert!(
+            err.contains("out of file descriptors") && err.contains("ulimit -n"),
+            "ulimit -n {limit}: {err}"
+        );
+        assert!(!err.contains("verifier") && !err.contains("bug in trace"), "ulimit -n {limit}: {err}");
+        assert!(!d.join("output.txt").exists(), "ulimit -n {limit}: file-io ran");
+    }
+}

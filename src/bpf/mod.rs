@@ -331,6 +331,15 @@ impl fmt::Display for BpfError {
                     Some(libc::ENOSYS) => {
                         write!(f, "\n  this kernel was built without BPF (CONFIG_BPF_SYSCALL)")
                     }
+                    Some(libc::EMFILE) => write!(
+                        f,
+                        "\n  trace is out of file descriptors: each probe holds a few (its program, its \
+                         perf event or link) and so does each map and ring. Raise the limit \
+                         (`ulimit -n 4096`) or trace fewer probes."
+                    ),
+                    Some(libc::ENFILE) => {
+                        write!(f, "\n  the whole system is out of file descriptors (/proc/sys/fs/file-max)")
+                    }
                     _ => Ok(()),
                 }
             }
@@ -682,7 +691,13 @@ pub fn load_program_for(
         Ok(fd) => return Ok(LoadedProgram { fd: owned_fd(fd) }),
         Err(e) => e,
     };
-    if matches!(first.raw_os_error(), Some(libc::EPERM) | Some(libc::ENOSYS)) {
+    // Refusals that are not the verifier's: no permission, no BPF, and no file
+    // descriptor left for the program (the verifier passed it, but the
+    // process is at its `ulimit -n`).
+    if matches!(
+        first.raw_os_error(),
+        Some(libc::EPERM) | Some(libc::ENOSYS) | Some(libc::EMFILE) | Some(libc::ENFILE)
+    ) {
         return Err(BpfError::Syscall { what: format!("loading the program for {name}"), err: first });
     }
     let mut size = LOG_SIZE_START;

@@ -414,9 +414,12 @@ fn no_input_makes_it_panic() {
 fn nesting_too_deep_is_an_error_not_a_crash() {
     let deep = "the program nests deeper than 200 levels of blocks and operators here";
     let sum = |n: usize| format!("BEGIN {{ printf(\"%d\\n\", {}); }}", vec!["pid"; n].join(" + "));
-    let ifs = |n: usize| format!("BEGIN {{ {}printf(\"x\\n\"); {}}}", "if (pid) { ".repeat(n), "} ".repeat(n));
+    let ifs =
+        |n: usize| format!("BEGIN {{ {}printf(\"x\\n\"); {}}}", "if (pid) { ".repeat(n), "} ".repeat(n));
     let parens = |n: usize| format!("BEGIN {{ printf(\"%d\\n\", {}pid{}); }}", "(".repeat(n), ")".repeat(n));
-    for text in [sum(5000), ifs(10_000), parens(100_000), format!("BEGIN {{ $a = {}pid; }}", "- ".repeat(1000))] {
+    for text in
+        [sum(5000), ifs(10_000), parens(100_000), format!("BEGIN {{ $a = {}pid; }}", "- ".repeat(1000))]
+    {
         assert_eq!(errors(&text), [deep], "{}", &text[..60]);
     }
     ok(&sum(190));
