@@ -80,9 +80,14 @@ pub fn push(out: &mut String, bytes: &[u8], style: Style) {
 
 /// `bytes` escaped in [`Style::Ascii`]; borrowed when nothing needs escaping.
 pub fn escape(bytes: &[u8]) -> Cow<'_, str> {
-    if bytes.iter().any(|&b| needs_escape(b, Style::Ascii)) {
+    escape_as(bytes, Style::Ascii)
+}
+
+/// `bytes` escaped in `style`; borrowed when nothing needs escaping.
+pub fn escape_as(bytes: &[u8], style: Style) -> Cow<'_, str> {
+    if bytes.iter().any(|&b| needs_escape(b, style)) {
         let mut out = String::with_capacity(bytes.len() + 8);
-        push(&mut out, bytes, Style::Ascii);
+        push(&mut out, bytes, style);
         Cow::Owned(out)
     } else {
         Cow::Borrowed(std::str::from_utf8(bytes).expect("printable ASCII"))
