@@ -1,7 +1,7 @@
 //! The traced command: started held before exec, released once every probe is
 //! attached, run as the user who invoked sudo.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,11 +13,12 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::creds::Creds;
+use crate::escape;
 
 /// Why the command could not be started.
 #[derive(Debug)]
 pub enum SpawnError {
-    NotFound(String),
+    NotFound(OsString),
     NotExecutable(PathBuf),
     Script { path: PathBuf, interpreter: String },
     NotElf(PathBuf),
@@ -28,11 +29,15 @@ pub enum SpawnError {
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpawnError::NotFound(c) if !c.contains('/') && Path::new(c).is_file() => write!(
-                f,
-                "command `{c}` not found in $PATH; to trace the program in this directory, write ./{c}"
-            ),
+            SpawnError::NotFound(c) if !c.as_bytes().contains(&b'/') && Path::new(c).is_file() => {
+                let c = escape::Shown(c.as_bytes());
+                write!(
+                    f,
+                    "command `{c}` not found in $PATH; to trace the program in this directory, write ./{c}"
+                )
+            }
             SpawnError::NotFound(c) => {
+                let c = escape::Shown(c.as_bytes());
                 write!(f, "command `{c}` not found: no such file, and not in $PATH; check the spelling")
             }
             SpawnError::NotExecutable(p) => {
@@ -57,12 +62,13 @@ impl fmt::Display for SpawnError {
 impl std::error::Error for SpawnError {}
 
 /// Finds the program as execvp(3) would, and checks that it is something we can
-/// trace: an executable ELF file.
-pub fn find_program(cmd: &str) -> Result<PathBuf, SpawnError> {
-    let path = if cmd.contains('/') {
+/// trace: an executable ELF file. Its name is bytes, as a command line's are.
+pub fn find_program(cmd: impl AsRef<OsStr>) -> Result<PathBuf, SpawnError> {
+    let cmd = cmd.as_ref();
+    let path = if cmd.as_bytes().contains(&b'/') {
         let p = PathBuf::from(cmd);
         if !p.is_file() {
-            return Err(SpawnError::NotFound(cmd.to_string()));
+            return Err(SpawnError::NotFound(cmd.to_os_string()));
         }
         p
     } else {
@@ -70,7 +76,7 @@ pub fn find_program(cmd: &str) -> Result<PathBuf, SpawnError> {
         std::env::split_paths(&dirs)
             .map(|d| d.join(cmd))
             .find(|p| p.is_file())
-            .ok_or_else(|| SpawnError::NotFound(cmd.to_string()))?
+            .ok_or_else(|| SpawnError::NotFound(cmd.to_os_string()))?
     };
     check_program(&path)?;
     Ok(path)
@@ -124,12 +130,13 @@ impl Exit {
 
 impl HeldChild {
     /// Forks; the child waits until [`HeldChild::release`], then execs `path`
-    /// with `argv` as `creds` (or as us when None).
-    pub fn spawn(path: &Path, argv: &[String], creds: Option<&Creds>) -> Result<HeldChild, SpawnError> {
+    /// with `argv` (bytes, as the command line gave them) as `creds` (or as us
+    /// when None).
+    pub fn spawn(path: &Path, argv: &[OsString], creds: Option<&Creds>) -> Result<HeldChild, SpawnError> {
         let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| SpawnError::NotFound(path.display().to_string()))?;
+            .map_err(|_| SpawnError::NotFound(path.as_os_str().to_os_string()))?;
         let c_argv: Vec<CString> =
-            argv.iter().map(|a| CString::new(OsStr::new(a).as_bytes()).unwrap_or_default()).collect();
+            argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
         let os =
             |what: &'static str| move |e: nix::Error| SpawnError::Os(what.to_string(), io::Error::from(e));
         let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(os("pipe"))?;
