@@ -139,7 +139,10 @@ fn power_of_two(s: &str) -> Result<usize, String> {
 fn list(pattern: &str) -> ExitCode {
     match trace::list::list(pattern) {
         Ok(lines) if lines.is_empty() => {
-            eprintln!("trace: nothing matches `{pattern}`; `trace --help` shows the kinds of pattern");
+            eprintln!(
+                "trace: nothing matches `{}`; `trace --help` shows the kinds of pattern",
+                escape::text(pattern)
+            );
             ExitCode::from(1)
         }
         Ok(lines) => {

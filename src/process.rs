@@ -20,9 +20,16 @@ use crate::escape;
 pub enum SpawnError {
     NotFound(OsString),
     NotExecutable(PathBuf),
-    Script { path: PathBuf, interpreter: String },
+    /// `interpreter`: the bytes of its `#!` line, trimmed.
+    Script {
+        path: PathBuf,
+        interpreter: Vec<u8>,
+    },
     NotElf(PathBuf),
-    Exec { path: PathBuf, err: io::Error },
+    Exec {
+        path: PathBuf,
+        err: io::Error,
+    },
     Os(String, io::Error),
 }
 
@@ -41,19 +48,27 @@ impl fmt::Display for SpawnError {
                 write!(f, "command `{c}` not found: no such file, and not in $PATH; check the spelling")
             }
             SpawnError::NotExecutable(p) => {
-                write!(f, "{} is not executable; make it so with `chmod +x {}`", p.display(), p.display())
+                write!(
+                    f,
+                    "{} is not executable; make it so with `chmod +x {}`",
+                    escape::path(p),
+                    escape::path(p)
+                )
             }
-            SpawnError::Script { path, interpreter } => write!(
-                f,
-                "{} is a script run by `{interpreter}`, not a compiled program, so it has no functions \
+            SpawnError::Script { path, interpreter } => {
+                let interpreter = escape::Shown(interpreter);
+                write!(
+                    f,
+                    "{} is a script run by `{interpreter}`, not a compiled program, so it has no functions \
                  to probe. Trace the interpreter instead: `trace -s open -- {interpreter} {}`",
-                path.display(),
-                path.display()
-            ),
-            SpawnError::NotElf(p) => {
-                write!(f, "{} is not an ELF executable, so it cannot be traced", p.display())
+                    escape::path(path),
+                    escape::path(path)
+                )
             }
-            SpawnError::Exec { path, err } => write!(f, "could not run {}: {err}", path.display()),
+            SpawnError::NotElf(p) => {
+                write!(f, "{} is not an ELF executable, so it cannot be traced", escape::path(p))
+            }
+            SpawnError::Exec { path, err } => write!(f, "could not run {}: {err}", escape::path(path)),
             SpawnError::Os(what, err) => write!(f, "{what}: {err}"),
         }
     }
@@ -89,11 +104,11 @@ fn check_program(path: &Path) -> Result<(), SpawnError> {
     let mut head = [0u8; 256];
     let n = std::fs::File::open(path)
         .and_then(|mut f| io::Read::read(&mut f, &mut head))
-        .map_err(|e| SpawnError::Os(format!("reading {}", path.display()), e))?;
+        .map_err(|e| SpawnError::Os(format!("reading {}", escape::path(path)), e))?;
     let head = &head[..n];
     if head.starts_with(b"#!") {
         let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
-        let interpreter = String::from_utf8_lossy(line).trim().to_string();
+        let interpreter = line.trim_ascii().to_vec();
         return Err(SpawnError::Script { path: path.to_path_buf(), interpreter });
     }
     if !head.starts_with(b"\x7fELF") {

@@ -345,8 +345,8 @@ fn user_file(path: &ast::Name, env: &Env<'_>) -> Result<PathBuf, Diagnostic> {
         let help = if text.contains('/') {
             format!(
                 "looked for {} (relative paths start in {})",
-                env.cwd.join(text).display(),
-                env.cwd.display()
+                crate::escape::path(&env.cwd.join(text)),
+                crate::escape::path(&env.cwd)
             )
         } else {
             format!("`{text}` is neither a library in /etc/ld.so.cache nor a program on PATH; give a path")
@@ -390,8 +390,8 @@ fn user_points(
         if all.is_empty() {
             return Err(error(
                 func.span,
-                format!("no function matching `{}` in {}", func.text, canon.display()),
-                Some(format!("`trace -l '{}:*'` lists them", canon.display())),
+                format!("no function matching `{}` in {}", func.text, crate::escape::path(&canon)),
+                Some(format!("`trace -l '{}:*'` lists them", crate::escape::path(&canon))),
             ));
         }
         all
