@@ -53,7 +53,7 @@ fn run(args: &[&OsStr], cwd: &Path) -> Output {
 }
 
 #[test]
-fn file_names_are_escaped_and_long_ones_marked() {
+fn file_names_are_escaped() {
     let bin = build_prog("escapes", &[]);
     let dir = bin.parent().unwrap();
     let out = run(&["-L", "open", "-s", "open", "./escapes"].map(OsStr::new), dir);
@@ -62,6 +62,20 @@ fn file_names_are_escaped_and_long_ones_marked() {
     let mut want: Vec<String> = NAMES.iter().flat_map(|n| opened(n)).collect();
     want.extend(opened(&long_name()));
     assert_lines(&stdout_lines(&out), &want, "trace -L open -s open ./escapes");
+}
+
+/// The 300-byte name, read at most 255 bytes at a time by `-L open` (a uprobe)
+/// and `-s open` (a tracepoint): its first 254 bytes, then `...`.
+#[test]
+fn long_file_names_are_marked_cut() {
+    let bin = build_prog("escapes", &[]);
+    let dir = bin.parent().unwrap();
+    let out = run(&["-L", "open", "-s", "open", "./escapes"].map(OsStr::new), dir);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    let long: Vec<&String> = lines.iter().filter(|l| l.contains("long-")).collect();
+    let want = opened(&long_name());
+    assert_eq!(long, [&want[0], &want[2]], "{lines:?}");
 }
 
 #[test]
@@ -142,8 +156,14 @@ fn function_names_are_escaped() {
 #[test]
 fn paths_in_messages_are_escaped() {
     let dir = temp_dir("escapes-message");
-    let out = run(&[OsStr::from_bytes(b"./no-\x1b]0;owned\x07-\xff")], &dir);
-    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
-    assert_terminal_safe(&out.stderr, "the message");
-    assert!(stderr(&out).contains(r"command `./no-\33]0;owned\7-\377` not found"), "{}", stderr(&out));
+    // Valid UTF-8, then bytes that are not.
+    for (typed, shown) in [
+        (&b"./no-\x1b]0;owned\x07-\x1b[2J"[..], r"./no-\33]0;owned\7-\33[2J"),
+        (&b"./no-\xff-\n"[..], r"./no-\377-\n"),
+    ] {
+        let out = run(&[OsStr::from_bytes(typed)], &dir);
+        assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+        assert_terminal_safe(&out.stderr, "the message");
+        assert!(stderr(&out).contains(&format!("command `{shown}` not found")), "{}", stderr(&out));
+    }
 }
