@@ -5,7 +5,7 @@
 //! - [`codegen`]: each probe -> a program written with [`bpf_asm`], sending [`record`]s
 //! - [`bpf`]: maps and program loading; [`perf`]: attaching and the per-CPU rings
 //! - [`session`]: runs it all for a command, a pid or a watched binary
-//! - [`output`]: records -> lines
+//! - [`output`]: records -> lines; [`escape`]: bytes of the traced world -> text safe to print
 //! - [`explain`]: `--explain`, the account of every call trace makes; [`list`]: `trace -l`
 pub mod bpf;
 pub mod bpf_asm;
@@ -14,6 +14,7 @@ pub mod codegen;
 pub mod creds;
 pub mod elf;
 pub mod errno;
+pub mod escape;
 pub mod explain;
 pub mod kallsyms;
 pub mod kernel;

@@ -16,6 +16,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::elf::{self, ElfFile, SymKind};
+use crate::escape;
 use crate::kallsyms::Kallsyms;
 use crate::tracefs::Tracefs;
 use crate::util::glob_match;
@@ -51,8 +52,9 @@ impl fmt::Display for ListError {
             ListError::Elf(e) => write!(f, "{e}"),
             ListError::NoLibrary { lib } => write!(
                 f,
-                "no library `{lib}` in /etc/ld.so.cache; name it as -L does (libc, c, libc.so.6) \
-                 or give its path (/lib/x86_64-linux-gnu/libc.so.6:GLOB)"
+                "no library `{}` in /etc/ld.so.cache; name it as -L does (libc, c, libc.so.6) \
+                 or give its path (/lib/x86_64-linux-gnu/libc.so.6:GLOB)",
+                escape::text(lib)
             ),
             ListError::Tracefs(e) => write!(f, "{e}"),
             ListError::Kallsyms(e) => write!(f, "cannot read /proc/kallsyms: {e}"),
@@ -113,8 +115,11 @@ pub fn list(pattern: &str) -> Result<Vec<String>, ListError> {
     Ok(out)
 }
 
+/// `prefix:name` lines, escaped: the names come from ELF files (and the
+/// prefix from the command line).
 fn prefixed(prefix: &str, names: Vec<String>) -> Vec<String> {
-    names.into_iter().map(|n| format!("{prefix}:{n}")).collect()
+    let prefix = escape::text(prefix);
+    names.into_iter().map(|n| format!("{prefix}:{}", escape::text(&n))).collect()
 }
 
 /// Without a glob, the program's own functions; with one, every name (aliases

@@ -1,16 +1,17 @@
 //! `trace`: the command line. Definitions and wiring only; the work is in the library.
 
+use std::ffi::{OsStr, OsString};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use trace::tell;
-
+use trace::escape;
 use trace::output::OutputOpts;
 use trace::plan::Request;
 use trace::session::{self, Config, Job, Target};
+use trace::tell;
 
 /// Trace a program's functions, its library calls, its system calls and the kernel
 /// functions they reach, with eBPF assembled by hand. With no probe options it
@@ -109,12 +110,13 @@ struct Cli {
 
     /// With -e or FILE.bt: the command to start and trace (split at spaces, as bpftrace does);
     /// `uprobe:FUNC` then means a function of it.
-    #[arg(short = 'c', value_name = "COMMAND", conflicts_with_all = ["pid", "watch"])]
-    run: Option<String>,
+    #[arg(short = 'c', value_name = "COMMAND", conflicts_with_all = ["pid", "watch"], value_parser = clap::value_parser!(OsString))]
+    run: Option<OsString>,
 
-    /// The program to run and trace, with its arguments.
-    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
-    command: Vec<String>,
+    /// The program to run and trace, with its arguments (bytes: a file name
+    /// need not be UTF-8).
+    #[arg(value_name = "COMMAND", trailing_var_arg = true, value_parser = clap::value_parser!(OsString))]
+    command: Vec<OsString>,
 }
 
 const EXAMPLES: &str = "Examples:
@@ -138,7 +140,10 @@ fn power_of_two(s: &str) -> Result<usize, String> {
 fn list(pattern: &str) -> ExitCode {
     match trace::list::list(pattern) {
         Ok(lines) if lines.is_empty() => {
-            tell!("trace: nothing matches `{pattern}`; `trace --help` shows the kinds of pattern");
+            tell!(
+                "trace: nothing matches `{}`; `trace --help` shows the kinds of pattern",
+                escape::text(pattern)
+            );
             ExitCode::from(1)
         }
         Ok(lines) => {
@@ -160,8 +165,8 @@ fn list(pattern: &str) -> ExitCode {
 /// Whether `path` is a script rather than a program to run: a `.bt` file, or
 /// a file whose `#!` line names trace or bpftrace (how the kernel runs
 /// `./trace.bt`: `trace ./trace.bt`). A shell script is a command.
-fn is_script(path: &str) -> bool {
-    let p = std::path::Path::new(path);
+fn is_script(path: &OsStr) -> bool {
+    let p = Path::new(path);
     if !p.is_file() {
         return false;
     }
@@ -211,7 +216,7 @@ fn compile(name: &str, text: &str) -> Result<trace::lang::Program, ExitCode> {
 /// A script to run, and the command it traces, if any.
 struct Script {
     program: trace::lang::Program,
-    command: Option<Vec<String>>,
+    command: Option<Vec<OsString>>,
 }
 
 /// The script of `-e` or FILE.bt, if there is one.
@@ -219,11 +224,12 @@ fn script(cli: &Cli) -> Result<Option<Script>, ExitCode> {
     let (name, text, rest) = match (&cli.program, cli.command.first()) {
         (Some(text), _) => ("-e".to_string(), text.clone(), cli.command.clone()),
         (None, Some(file)) if is_script(file) => {
+            let name = escape::path(Path::new(file)).to_string();
             let text = std::fs::read_to_string(file).map_err(|e| {
-                tell!("trace: cannot read the script {file}: {e}");
+                tell!("trace: cannot read the script {name}: {e}");
                 ExitCode::from(2)
             })?;
-            (file.clone(), text, cli.command[1..].to_vec())
+            (name, text, cli.command[1..].to_vec())
         }
         _ => return Ok(None),
     };
@@ -237,20 +243,31 @@ fn script(cli: &Cli) -> Result<Option<Script>, ExitCode> {
         return Err(ExitCode::from(2));
     }
     let command = match (&cli.run, rest.is_empty()) {
-        (Some(run), true) => Some(run.split_whitespace().map(str::to_string).collect()),
+        (Some(run), true) => Some(split_command(run)),
         (None, false) if cli.program.is_some() => Some(rest),
         (None, true) => None,
         (_, false) => {
             tell!(
                 "trace: {name}: unexpected arguments after the script: `{}`; give the command to trace \
                  with -c 'COMMAND' (positional parameters like $1 are not supported yet)",
-                rest.join(" ")
+                rest.iter().map(|a| escape::path(Path::new(a)).to_string()).collect::<Vec<_>>().join(" ")
             );
             return Err(ExitCode::from(2));
         }
     };
     let program = compile(&name, &text)?;
     Ok(Some(Script { program, command }))
+}
+
+/// `-c 'CMD ARGS'` split at spaces and tabs, as bpftrace splits it; the words
+/// are bytes, as a command line's are.
+fn split_command(run: &OsStr) -> Vec<OsString> {
+    use std::os::unix::ffi::OsStrExt;
+    run.as_bytes()
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .map(|w| OsStr::from_bytes(w).to_os_string())
+        .collect()
 }
 
 /// `trace FILE.bt -c CMD`: options after a script file are the script's
@@ -261,7 +278,7 @@ fn options_after_script(mut cli: Cli) -> Cli {
         return cli;
     }
     let rest = cli.command.split_off(1);
-    let more = Cli::parse_from(std::iter::once("trace".to_string()).chain(rest));
+    let more = Cli::parse_from(std::iter::once(OsString::from("trace")).chain(rest));
     cli.command.extend(more.command);
     cli.run = cli.run.or(more.run);
     cli.pid = cli.pid.or(more.pid);
@@ -348,7 +365,14 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::interpreter_is_trace;
+    use super::*;
+
+    #[test]
+    fn a_command_given_with_c_is_split_into_bytes() {
+        use std::os::unix::ffi::OsStrExt;
+        let words = split_command(OsStr::from_bytes(b" ./prog  a\xff\tb "));
+        assert_eq!(words, [OsStr::new("./prog"), OsStr::from_bytes(b"a\xff"), OsStr::new("b")]);
+    }
 
     #[test]
     fn scripts_are_known_by_their_interpreter_line() {

@@ -9,14 +9,19 @@
 //! ```
 //!
 //! No kernel knowledge lives here: only the probe table and the records.
+//!
+//! What the traced world names (file names, the command name, function names
+//! read from ELF files) is shown with strace's escapes ([`crate::escape`]), and
+//! a string longer than the probe read ends with `...`.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
 
+use crate::escape::{self, Style};
 use crate::plan::{Kind, Probe};
-use crate::record::{Flags, Record};
+use crate::record::{self, Flags, Record};
 
 /// Where records go to be shown: the lab-style [`Formatter`], or a script's
 /// printer ([`crate::lang::printer`]).
@@ -109,6 +114,8 @@ const SPARE: usize = 64;
 pub struct Formatter<W: Write> {
     out: W,
     probes: Vec<Probe>,
+    /// The probes' function names, escaped once.
+    names: Vec<String>,
     opts: OutputOpts,
     threads: HashMap<u32, Thread, BuildHasherDefault<TidHasher>>,
     queue: VecDeque<Line>,
@@ -121,9 +128,11 @@ pub struct Formatter<W: Write> {
 
 impl<W: Write> Formatter<W> {
     pub fn new(out: W, probes: Vec<Probe>, opts: OutputOpts) -> Self {
+        let names = probes.iter().map(|p| escape::escape(p.func.as_bytes()).into_owned()).collect();
         Formatter {
             out,
             probes,
+            names,
             opts,
             threads: HashMap::default(),
             queue: VecDeque::new(),
@@ -181,17 +190,18 @@ impl<W: Write> Formatter<W> {
         t.calls.push((id, r.ktime));
         let kernel = t.kernel;
         let p = &self.probes[id as usize];
+        let name = &self.names[id as usize];
         let mut hole = None;
         match p.kind {
             // Nesting from the kernel's own count: right even when records were lost.
             Kind::ProgFunc => {
                 push_repeated(&mut s, "  ", r.depth as usize);
                 s.push_str("> ");
-                s.push_str(&p.func);
+                s.push_str(name);
             }
             Kind::LibFunc => {
                 s.push_str(".. enter ");
-                s.push_str(&p.func);
+                s.push_str(name);
                 if p.string_arg.is_some() {
                     s.push('(');
                     push_string(&mut s, &mut hole, r, id);
@@ -200,7 +210,7 @@ impl<W: Write> Formatter<W> {
             }
             Kind::Syscall => {
                 s.push_str(".... Enter ");
-                s.push_str(&p.func);
+                s.push_str(name);
                 s.push_str("() systemcall");
                 if p.string_arg.is_some() {
                     s.push_str(", argument is ");
@@ -216,12 +226,12 @@ impl<W: Write> Formatter<W> {
                 s.push_str(".... .... ");
                 push_repeated(&mut s, ".... ", kernel);
                 s.push_str("Called ");
-                s.push_str(&p.func);
+                s.push_str(name);
             }
         }
         if p.show_comm {
             s.push_str(" with command ");
-            s.push_str(&r.comm());
+            escape::push(&mut s, r.comm(), Style::Ascii);
         }
         if p.kind == Kind::KFunc {
             self.thread(r.tid).kernel += 1;
@@ -258,7 +268,7 @@ impl<W: Write> Formatter<W> {
                 s.push_str("Return from ");
             }
         }
-        s.push_str(&p.func);
+        s.push_str(&self.names[id as usize]);
         if p.kind == Kind::Syscall {
             s.push_str("() systemcall");
         }
@@ -276,12 +286,19 @@ impl<W: Write> Formatter<W> {
     }
 
     /// An exit brought the string its entry could not read: put it in its line.
-    fn fill(&mut self, tid: u32, entry: u32, s: Option<&str>) {
+    fn fill(&mut self, tid: u32, entry: u32, s: Option<&[u8]>) {
         for line in self.queue.iter_mut().rev() {
             let Some(h) = &line.hole else { continue };
             if h.tid == tid && h.entry == entry {
                 let h = line.hole.take().expect("checked");
-                line.text.insert_str(h.at, s.unwrap_or(&h.fallback));
+                match s {
+                    Some(bytes) => {
+                        let mut text = String::new();
+                        push_read_string(&mut text, bytes);
+                        line.text.insert_str(h.at, &text);
+                    }
+                    None => line.text.insert_str(h.at, &h.fallback),
+                }
                 return;
             }
         }
@@ -331,10 +348,20 @@ fn push_repeated(s: &mut String, unit: &str, n: usize) {
     }
 }
 
+/// A string read by a probe, escaped, and `...` when it went on beyond what
+/// is shown.
+fn push_read_string(s: &mut String, bytes: &[u8]) {
+    let (shown, cut) = record::shown_part(bytes);
+    escape::push(s, shown, Style::Ascii);
+    if cut {
+        s.push_str("...");
+    }
+}
+
 /// Writes the string of an entry record, or leaves a hole the exit will fill.
 fn push_string(s: &mut String, hole: &mut Option<Hole>, r: &Record, id: u32) {
     match &r.string {
-        Some(text) => s.push_str(text),
+        Some(bytes) => push_read_string(s, bytes),
         None => {
             let why = match crate::errno::name(-i64::from(r.str_ret)) {
                 Some(n) if r.str_ret < 0 => n.to_string(),
@@ -390,6 +417,81 @@ mod tests {
         assert_eq!(show_return(3, Kind::Syscall), "3");
         assert_eq!(show_return(0x7fff_1234_5678, Kind::LibFunc), "0x7fff12345678");
         assert_eq!(show_return((-1i64) as u64, Kind::LibFunc), "-1");
+    }
+
+    /// An entry probe and its return, on a kernel function with the command name
+    /// (the lab's `ext4_file_open` line) or a library function with a string.
+    fn probes(kind: Kind, func: &str) -> Vec<Probe> {
+        use crate::codegen::{Ctx, Depth, Filter, ProgSpec, StringOp};
+        let probe = |id: u32, ret: bool| Probe {
+            id,
+            kind,
+            ret,
+            func: func.into(),
+            attach: crate::plan::Attach::Kprobe { func: func.into(), addr: 0 },
+            spec: ProgSpec::record(id, Ctx::PtRegs, Filter::None, vec![], StringOp::None, Depth::None),
+            values: vec![],
+            string_arg: (kind == Kind::LibFunc && !ret).then_some(0),
+            show_comm: kind == Kind::KFunc && !ret,
+            pair: id ^ 1,
+        };
+        vec![probe(0, false), probe(1, true)]
+    }
+
+    fn lines(probes: Vec<Probe>, records: &[Record]) -> String {
+        let mut f = Formatter::new(Vec::new(), probes, OutputOpts::default());
+        for r in records {
+            f.event(r).unwrap();
+        }
+        f.finish().unwrap();
+        String::from_utf8(f.into_inner()).unwrap()
+    }
+
+    #[test]
+    fn names_from_the_traced_world_are_escaped() {
+        let entry = Record {
+            tid: 7,
+            flags: Flags::STR_PRESENT,
+            str_ret: 20,
+            comm: record::comm_bytes("cm\x1b[2Jd\n"),
+            string: Some(b"a\x1b]0;t\x07\n.. exit open\xff".to_vec()),
+            ..Record::default()
+        };
+        let exit = Record { probe: 1, tid: 7, ..Record::default() };
+        assert_eq!(
+            lines(probes(Kind::LibFunc, "op\x1ben"), &[entry.clone(), exit.clone()]),
+            ".. enter op\\33en(a\\33]0;t\\7\\n.. exit open\\377)\n.. exit op\\33en\n"
+        );
+        assert_eq!(
+            lines(probes(Kind::KFunc, "ext4_file_open"), &[entry, exit]),
+            ".... .... Called ext4_file_open with command cm\\33[2Jd\\n\n\
+             .... .... Return from ext4_file_open\n"
+        );
+    }
+
+    #[test]
+    fn a_string_that_filled_the_buffer_ends_with_dots() {
+        let name = |n: usize| Record {
+            tid: 7,
+            flags: Flags::STR_PRESENT,
+            str_ret: n as i32 + 1,
+            string: Some(vec![b'x'; n]),
+            ..Record::default()
+        };
+        let exit = Record { probe: 1, tid: 7, ..Record::default() };
+        let shown = |n: usize| {
+            let out = lines(probes(Kind::LibFunc, "open"), &[name(n), exit.clone()]);
+            out.lines().next().unwrap().to_string()
+        };
+        let x = |n: usize| "x".repeat(n);
+        assert_eq!(shown(record::STR_SHOWN), format!(".. enter open({})", x(record::STR_SHOWN)));
+        assert_eq!(shown(record::STR_LEN - 1), format!(".. enter open({}...)", x(record::STR_SHOWN)));
+        // Read again at return (its page was not in memory at entry): the same.
+        let fault =
+            Record { tid: 7, flags: Flags::STR_FAULT, str_ptr: 0x1000, str_ret: -14, ..Record::default() };
+        let retry = Record { flags: Flags::STR_RETRY, ..name(record::STR_LEN - 1) };
+        let out = lines(probes(Kind::LibFunc, "open"), &[fault, Record { probe: 1, ..retry }]);
+        assert_eq!(out.lines().next().unwrap(), format!(".. enter open({}...)", x(record::STR_SHOWN)));
     }
 
     #[test]

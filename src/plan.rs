@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::codegen::{pt_regs, Ctx, Depth, Filter, ProgSpec, Register, StringOp, Value};
 use crate::elf::{self, ElfFile};
+use crate::escape;
 use crate::kallsyms::{FilterFunctions, Kallsyms};
 use crate::tracefs::Tracefs;
 
@@ -64,13 +65,15 @@ pub struct Probe {
 impl Probe {
     /// How the probe is named to the user and in the kernel (prog_name):
     /// `uprobe:native`, `kretprobe:vfs_open`, `tracepoint:syscalls:sys_enter_open`.
+    /// A function's name comes from an ELF file: escaped.
     pub fn label(&self) -> String {
+        let func = escape::text(&self.func);
         match &self.attach {
             Attach::Uprobe { .. } => {
-                format!("{}{}", if self.ret { "uretprobe:" } else { "uprobe:" }, self.func)
+                format!("{}{func}", if self.ret { "uretprobe:" } else { "uprobe:" })
             }
             Attach::Kprobe { .. } => {
-                format!("{}{}", if self.ret { "kretprobe:" } else { "kprobe:" }, self.func)
+                format!("{}{func}", if self.ret { "kretprobe:" } else { "kprobe:" })
             }
             Attach::Tracepoint { category, name, .. } => format!("tracepoint:{category}:{name}"),
         }
@@ -197,28 +200,32 @@ impl fmt::Display for PlanError {
             PlanError::Resolve(e) => write!(f, "{e}"),
             PlanError::Library(e) => write!(f, "{e}"),
             PlanError::NoFunctions { binary, pattern, stripped } => {
-                write!(f, "no function matching `{pattern}` is defined in {}", binary.display())?;
+                let (pattern, binary) = (escape::text(pattern), escape::path(binary));
+                write!(f, "no function matching `{pattern}` is defined in {binary}")?;
                 if *stripped {
                     write!(f, " (it is stripped: rebuild it without -s, or trace library functions with -L and system calls with -s)")
                 } else {
-                    write!(f, "; `trace -l {}` lists them", binary.display())
+                    write!(f, "; `trace -l {binary}` lists them")
                 }
             }
             PlanError::Tracefs(e) => write!(f, "{e}"),
             PlanError::UnknownSyscall { name, close } => {
+                let name = escape::text(name);
                 write!(f, "unknown system call `{name}`: no tracepoint syscalls/sys_enter_{name}")?;
                 did_you_mean(f, close)
             }
             PlanError::KernelFunction { name, close } => {
+                let name = escape::text(name);
                 write!(f, "no kernel function `{name}` in /proc/kallsyms")?;
                 did_you_mean(f, close)
             }
             PlanError::NotTraceable { name, list, close } => {
+                let name = escape::text(name);
                 write!(
                     f,
                     "the kernel does not let kernel function `{name}` be traced: it is not in {} \
                      (functions marked notrace or noinstr are left out of it)",
-                    list.display()
+                    escape::path(list)
                 )?;
                 did_you_mean(f, close)
             }

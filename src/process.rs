@@ -1,7 +1,7 @@
 //! The traced command: started held before exec, released once every probe is
 //! attached, run as the user who invoked sudo.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -13,17 +13,19 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::creds::Creds;
+use crate::escape;
 
 /// Why the command could not be started.
 #[derive(Debug)]
 pub enum SpawnError {
-    NotFound(String),
+    NotFound(OsString),
     NotExecutable(PathBuf),
     /// A directory, a FIFO, a device: something that exists but is no program file.
     NotAFile(PathBuf),
+    /// `interpreter`: the bytes of its `#!` line, trimmed.
     Script {
         path: PathBuf,
-        interpreter: String,
+        interpreter: Vec<u8>,
     },
     NotElf(PathBuf),
     Exec {
@@ -36,33 +38,45 @@ pub enum SpawnError {
 impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SpawnError::NotFound(c) if !c.contains('/') && Path::new(c).is_file() => write!(
-                f,
-                "command `{c}` not found in $PATH; to trace the program in this directory, write ./{c}"
-            ),
+            SpawnError::NotFound(c) if !c.as_bytes().contains(&b'/') && Path::new(c).is_file() => {
+                let c = escape::Shown(c.as_bytes());
+                write!(
+                    f,
+                    "command `{c}` not found in $PATH; to trace the program in this directory, write ./{c}"
+                )
+            }
             SpawnError::NotFound(c) => {
+                let c = escape::Shown(c.as_bytes());
                 write!(f, "command `{c}` not found: no such file, and not in $PATH; check the spelling")
             }
             SpawnError::NotExecutable(p) => {
-                write!(f, "{} is not executable; make it so with `chmod +x {}`", p.display(), p.display())
+                write!(
+                    f,
+                    "{} is not executable; make it so with `chmod +x {}`",
+                    escape::path(p),
+                    escape::path(p)
+                )
             }
-            SpawnError::Script { path, interpreter } => write!(
-                f,
-                "{} is a script run by `{interpreter}`, not a compiled program, so it has no functions \
+            SpawnError::Script { path, interpreter } => {
+                let interpreter = escape::Shown(interpreter);
+                write!(
+                    f,
+                    "{} is a script run by `{interpreter}`, not a compiled program, so it has no functions \
                  to probe. Trace the interpreter instead: `trace -s open -- {interpreter} {}`",
-                path.display(),
-                path.display()
-            ),
+                    escape::path(path),
+                    escape::path(path)
+                )
+            }
             SpawnError::NotAFile(p) => write!(
                 f,
                 "{} is not a regular file (a directory, a FIFO or a device), so it is no program to run; \
                  give the path of the program",
-                p.display()
+                escape::path(p)
             ),
             SpawnError::NotElf(p) => {
-                write!(f, "{} is not an ELF executable, so it cannot be traced", p.display())
+                write!(f, "{} is not an ELF executable, so it cannot be traced", escape::path(p))
             }
-            SpawnError::Exec { path, err } => write!(f, "could not run {}: {err}", path.display()),
+            SpawnError::Exec { path, err } => write!(f, "could not run {}: {err}", escape::path(path)),
             SpawnError::Os(what, err) => write!(f, "{what}: {err}"),
         }
     }
@@ -71,14 +85,15 @@ impl fmt::Display for SpawnError {
 impl std::error::Error for SpawnError {}
 
 /// Finds the program as execvp(3) would, and checks that it is something we can
-/// trace: an executable ELF file.
-pub fn find_program(cmd: &str) -> Result<PathBuf, SpawnError> {
-    let path = if cmd.contains('/') {
+/// trace: an executable ELF file. Its name is bytes, as a command line's are.
+pub fn find_program(cmd: impl AsRef<OsStr>) -> Result<PathBuf, SpawnError> {
+    let cmd = cmd.as_ref();
+    let path = if cmd.as_bytes().contains(&b'/') {
         let p = PathBuf::from(cmd);
         match std::fs::metadata(&p) {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(SpawnError::NotAFile(p)),
-            Err(_) => return Err(SpawnError::NotFound(cmd.to_string())),
+            Err(_) => return Err(SpawnError::NotFound(cmd.to_os_string())),
         }
         p
     } else {
@@ -86,7 +101,7 @@ pub fn find_program(cmd: &str) -> Result<PathBuf, SpawnError> {
         std::env::split_paths(&dirs)
             .map(|d| d.join(cmd))
             .find(|p| p.is_file())
-            .ok_or_else(|| SpawnError::NotFound(cmd.to_string()))?
+            .ok_or_else(|| SpawnError::NotFound(cmd.to_os_string()))?
     };
     check_program(&path)?;
     Ok(path)
@@ -99,11 +114,11 @@ fn check_program(path: &Path) -> Result<(), SpawnError> {
     let mut head = [0u8; 256];
     let n = std::fs::File::open(path)
         .and_then(|mut f| io::Read::read(&mut f, &mut head))
-        .map_err(|e| SpawnError::Os(format!("reading {}", path.display()), e))?;
+        .map_err(|e| SpawnError::Os(format!("reading {}", escape::path(path)), e))?;
     let head = &head[..n];
     if head.starts_with(b"#!") {
         let line = head[2..].split(|&b| b == b'\n').next().unwrap_or_default();
-        let interpreter = String::from_utf8_lossy(line).trim().to_string();
+        let interpreter = line.trim_ascii().to_vec();
         return Err(SpawnError::Script { path: path.to_path_buf(), interpreter });
     }
     if !head.starts_with(b"\x7fELF") {
@@ -140,12 +155,13 @@ impl Exit {
 
 impl HeldChild {
     /// Forks; the child waits until [`HeldChild::release`], then execs `path`
-    /// with `argv` as `creds` (or as us when None).
-    pub fn spawn(path: &Path, argv: &[String], creds: Option<&Creds>) -> Result<HeldChild, SpawnError> {
+    /// with `argv` (bytes, as the command line gave them) as `creds` (or as us
+    /// when None).
+    pub fn spawn(path: &Path, argv: &[OsString], creds: Option<&Creds>) -> Result<HeldChild, SpawnError> {
         let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| SpawnError::NotFound(path.display().to_string()))?;
+            .map_err(|_| SpawnError::NotFound(path.as_os_str().to_os_string()))?;
         let c_argv: Vec<CString> =
-            argv.iter().map(|a| CString::new(OsStr::new(a).as_bytes()).unwrap_or_default()).collect();
+            argv.iter().map(|a| CString::new(a.as_bytes()).unwrap_or_default()).collect();
         let os =
             |what: &'static str| move |e: nix::Error| SpawnError::Os(what.to_string(), io::Error::from(e));
         let (go_read, go_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(os("pipe"))?;

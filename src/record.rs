@@ -18,6 +18,9 @@
 //!    104  ..256  str      the string and its NUL (only in records of probes that carry
 //!                         one; the record ends there: its length is 104 + str_ret)
 //! ```
+//!
+//! Strings and the command name are kept as the bytes read: what they hold is
+//! the traced world's, and [`crate::escape`] makes it printable.
 
 use bitflags::bitflags;
 
@@ -37,6 +40,12 @@ pub const COMM_LEN: usize = 16;
 pub const FIXED_SIZE: usize = 104;
 pub const OFF_STR: i16 = FIXED_SIZE as i16;
 pub const STR_LEN: usize = 256;
+/// The most bytes of a string shown in the lab's lines. A read that filled the
+/// buffer (`STR_LEN - 1` bytes and the NUL) may have stopped inside a longer
+/// string, so a string is known whole only when it is shorter: one byte less
+/// is shown, then `...` when more was read (as strace reads one byte more than
+/// it shows).
+pub const STR_SHOWN: usize = STR_LEN - 2;
 /// Size of a record with a string.
 pub const FULL_SIZE: usize = FIXED_SIZE + STR_LEN;
 
@@ -71,8 +80,9 @@ pub struct Record {
     /// The command name as the kernel keeps it: NUL-padded bytes (no allocation
     /// per record; see [`Record::comm`]).
     pub comm: [u8; COMM_LEN],
-    /// The string, if the record carries one that was read successfully.
-    pub string: Option<String>,
+    /// The string's bytes (without its NUL), if the record carries one that was
+    /// read successfully.
+    pub string: Option<Vec<u8>>,
 }
 
 /// Why bytes from a ring are not a record.
@@ -89,10 +99,19 @@ fn u64_at(b: &[u8], off: i16) -> u64 {
     u64::from_ne_bytes(b[o..o + 8].try_into().expect("8 bytes"))
 }
 
-/// Bytes up to the first NUL, as text.
-pub fn c_string(bytes: &[u8]) -> String {
+/// Bytes up to the first NUL.
+pub fn c_string(bytes: &[u8]) -> &[u8] {
     let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
-    String::from_utf8_lossy(&bytes[..end]).into_owned()
+    &bytes[..end]
+}
+
+/// The part of a string read by a probe that is shown (at most [`STR_SHOWN`]
+/// bytes), and whether the string went on beyond it (`...`).
+pub fn shown_part(bytes: &[u8]) -> (&[u8], bool) {
+    match bytes.get(..STR_SHOWN) {
+        Some(part) if bytes.len() > STR_SHOWN => (part, true),
+        _ => (bytes, false),
+    }
 }
 
 /// A command name as the kernel stores it (`file-io` -> NUL-padded 16 bytes).
@@ -104,8 +123,8 @@ pub fn comm_bytes(name: &str) -> [u8; COMM_LEN] {
 }
 
 impl Record {
-    /// The command name, up to its NUL.
-    pub fn comm(&self) -> String {
+    /// The command name's bytes, up to its NUL.
+    pub fn comm(&self) -> &[u8] {
         c_string(&self.comm)
     }
 
@@ -134,9 +153,9 @@ impl Record {
         if has_string && b.len() > FIXED_SIZE {
             let bytes = &b[FIXED_SIZE..b.len().min(FULL_SIZE)];
             let end = bytes.iter().position(|&c| c == 0).unwrap_or(bytes.len());
-            let text = self.string.get_or_insert_with(String::new);
+            let text = self.string.get_or_insert_with(Vec::new);
             text.clear();
-            text.push_str(&String::from_utf8_lossy(&bytes[..end]));
+            text.extend_from_slice(&bytes[..end]);
         } else {
             self.string = None;
         }
@@ -178,7 +197,7 @@ impl Record {
         b[OFF_COMM as usize..OFF_COMM as usize + COMM_LEN].copy_from_slice(&self.comm);
         if let Some(s) = &self.string {
             let n = s.len().min(STR_LEN - 1);
-            b[FIXED_SIZE..FIXED_SIZE + n].copy_from_slice(&s.as_bytes()[..n]);
+            b[FIXED_SIZE..FIXED_SIZE + n].copy_from_slice(&s[..n]);
         }
         b
     }
@@ -210,7 +229,7 @@ mod tests {
             str_ret: 11,
             depth: 2,
             comm: comm_bytes("file-io"),
-            string: Some("output.txt".into()),
+            string: Some(b"output.txt".to_vec()),
         };
         let bytes = r.encode();
         assert_eq!(bytes.len(), FIXED_SIZE + 11, "the record ends with the string's NUL");
@@ -222,7 +241,7 @@ mod tests {
         padded.resize(FIXED_SIZE + 16, 0);
         assert_eq!(Record::decode(&padded), Ok(r.clone()));
         let cut = Record::decode(&bytes[..FIXED_SIZE + 6]).unwrap();
-        assert_eq!(cut.string.as_deref(), Some("output"));
+        assert_eq!(cut.string.as_deref(), Some(&b"output"[..]));
         // Decoding into a record already used gives the same, string included.
         let other = Record { string: None, comm: comm_bytes("a-longer-name"), depth: 9, ..r.clone() };
         let mut used = Record::decode(&other.encode()).unwrap();
@@ -233,6 +252,25 @@ mod tests {
         assert_eq!(used, without);
         assert_eq!(used.decode_into(&bytes[..FIXED_SIZE - 8]), Err(TooShort(FIXED_SIZE - 8)));
         assert_eq!(used, without, "left as it was");
+    }
+
+    #[test]
+    fn strings_are_bytes_and_long_ones_are_cut() {
+        let r = Record {
+            flags: Flags::STR_PRESENT,
+            str_ret: 6,
+            comm: comm_bytes("a\x1bb"),
+            string: Some(b"\xff\x1b\n\xc3\xa9".to_vec()),
+            ..Record::default()
+        };
+        let back = Record::decode(&r.encode()).unwrap();
+        assert_eq!(back.string.as_deref(), Some(&b"\xff\x1b\n\xc3\xa9"[..]), "not made UTF-8");
+        assert_eq!(back.comm(), b"a\x1bb");
+        // A read that filled the buffer: 255 bytes, maybe more beyond.
+        let full = vec![b'x'; STR_LEN - 1];
+        assert_eq!(shown_part(&full), (&full[..STR_SHOWN], true));
+        assert_eq!(shown_part(&full[..STR_SHOWN]), (&full[..STR_SHOWN], false));
+        assert_eq!(shown_part(b"output.txt"), (&b"output.txt"[..], false));
     }
 
     #[test]

@@ -70,7 +70,7 @@ pub fn frames(raw: &[u8]) -> Vec<u64> {
 /// `limit` keeps the innermost frames, as `kstack(5)` does.
 pub fn format_kernel(frames: &[u64], mode: StackMode, limit: Option<u32>, syms: &KernelSymbols) -> String {
     format_stack(frames, mode, limit, |addr| match syms.lookup(addr) {
-        Some((name, offset)) => format!("{name}+{offset}"),
+        Some((name, offset)) => format!("{}+{offset}", shown(name)),
         None => format!("{addr:#x}"),
     })
 }
@@ -86,11 +86,17 @@ pub fn format_user(
 ) -> String {
     let perf = mode == StackMode::Perf;
     format_stack(frames, mode, limit, |addr| match (syms.resolve(pid, addr), perf) {
-        (Some(s), false) => format!("{}+{}", s.name, s.offset),
-        (Some(s), true) => format!("{}+{} ({})", s.name, s.offset, s.module),
+        (Some(s), false) => format!("{}+{}", shown(&s.name), s.offset),
+        (Some(s), true) => format!("{}+{} ({})", shown(&s.name), s.offset, shown(&s.module)),
         (None, false) => format!("{addr:#x}"),
         (None, true) => format!("{addr:#x} ([unknown])"),
     })
+}
+
+/// A symbol or file name of a frame, escaped as a script's strings are: it
+/// comes from an ELF file or /proc/PID/maps.
+fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    crate::escape::escape_as(name.as_bytes(), crate::escape::Style::Utf8)
 }
 
 /// The text of a stack, with `symbol` naming one address.

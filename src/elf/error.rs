@@ -6,6 +6,7 @@ use std::io;
 use std::path::PathBuf;
 
 use super::Symbol;
+use crate::escape;
 
 /// A file cannot be used as a uprobe target.
 #[derive(Debug)]
@@ -34,44 +35,44 @@ impl fmt::Display for ElfError {
         match self {
             ElfError::Io { path, source } => match source.kind() {
                 io::ErrorKind::NotFound => {
-                    write!(f, "{}: no such file; check the path", path.display())
+                    write!(f, "{}: no such file; check the path", escape::path(path))
                 }
                 io::ErrorKind::PermissionDenied => write!(
                     f,
                     "cannot read {}: permission denied; run trace as root or make the file readable",
-                    path.display()
+                    escape::path(path)
                 ),
-                _ => write!(f, "cannot read {}: {source}", path.display()),
+                _ => write!(f, "cannot read {}: {source}", escape::path(path)),
             },
             ElfError::NotAFile { path } => write!(
                 f,
                 "{} is not a regular file; give the path of an executable or a shared library",
-                path.display()
+                escape::path(path)
             ),
             ElfError::Empty { path } => write!(
                 f,
                 "{} is empty; give the path of a compiled executable or shared library",
-                path.display()
+                escape::path(path)
             ),
             ElfError::NotElf { path } => write!(
                 f,
                 "{} is not an ELF file (it does not start with \\x7fELF); uprobes need a compiled \
                  executable or shared library, not a script or a data file",
-                path.display()
+                escape::path(path)
             ),
             ElfError::Unsupported { path, what } => write!(
                 f,
                 "{} is {what}; trace handles x86-64 executables and shared libraries only",
-                path.display()
+                escape::path(path)
             ),
             ElfError::Truncated { path, what, end, size } => write!(
                 f,
                 "{} is truncated: its {what} ends at byte {end} but the file has only {size} bytes; \
                  rebuild or copy the file again",
-                path.display()
+                escape::path(path)
             ),
             ElfError::Malformed { path, detail } => {
-                write!(f, "{} is not a valid ELF file: {detail}", path.display())
+                write!(f, "{} is not a valid ELF file: {detail}", escape::path(path))
             }
             ElfError::LdCache { detail } => {
                 write!(f, "cannot parse the dynamic linker cache: {detail}; run `ldconfig` to rebuild it")
@@ -118,60 +119,70 @@ impl fmt::Display for ResolveError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ResolveError::NotFound { name, file, close_matches, stripped } => {
-                write!(f, "no function `{name}` in {}", file.display())?;
+                let name = escape::text(name);
+                write!(f, "no function `{name}` in {}", escape::path(file))?;
                 did_you_mean(f, close_matches)?;
                 if *stripped {
                     write!(
                         f,
                         " ({} is stripped: it has no .symtab, so only the functions it exports in \
                          .dynsym can be found; rebuild it without -s or `strip`)",
-                        file.display()
+                        escape::path(file)
                     )
                 } else if close_matches.is_empty() {
-                    write!(f, "; `trace -l {}` lists its functions", file.display())
+                    write!(f, "; `trace -l {}` lists its functions", escape::path(file))
                 } else {
                     Ok(())
                 }
             }
             ResolveError::Import { name, file, library } => {
-                let from = library.as_deref().unwrap_or("a shared library");
+                let name = escape::text(name);
+                let library = library.as_deref().map(escape::text);
+                let from = library.map_or("a shared library".to_string(), |l| l.to_string());
                 write!(
                     f,
                     "`{name}` is not defined in {}: it is imported from {from}; trace it as a \
                      library function (`-L {name}`",
-                    file.display()
+                    escape::path(file)
                 )?;
                 match library {
                     Some(lib) => write!(f, " or `-L {lib}:{name}`)"),
                     None => write!(f, ")"),
                 }
             }
-            ResolveError::Ifunc { name, file, resolver } => write!(
-                f,
-                "`{name}` in {} is an indirect function (STT_GNU_IFUNC): the symbol at offset {:#x} \
+            ResolveError::Ifunc { name, file, resolver } => {
+                let name = escape::text(name);
+                write!(
+                    f,
+                    "`{name}` in {} is an indirect function (STT_GNU_IFUNC): the symbol at offset {:#x} \
                  is its resolver, which runs once per process to pick an implementation, so a \
                  uprobe there would not see the calls; trace the implementation by its own name, \
                  or a function that calls `{name}`",
-                file.display(),
-                resolver.offset
-            ),
+                    escape::path(file),
+                    resolver.offset
+                )
+            }
             ResolveError::Ambiguous { name, file, candidates } => {
-                let at: Vec<String> =
-                    candidates.iter().map(|s| format!("{:#x} in {}", s.addr, s.section)).collect();
+                let name = escape::text(name);
+                let at: Vec<String> = candidates
+                    .iter()
+                    .map(|s| format!("{:#x} in {}", s.addr, escape::text(&s.section)))
+                    .collect();
                 write!(
                     f,
                     "`{name}` names {} different functions in {} (at {}); trace cannot tell which \
                      one you mean: rename one of them",
                     candidates.len(),
-                    file.display(),
+                    escape::path(file),
                     at.join(", ")
                 )
             }
             ResolveError::BadOffset { name, file, detail } => write!(
                 f,
-                "cannot place a uprobe on `{name}` in {}: {detail}; the file's section and segment \
+                "cannot place a uprobe on `{}` in {}: {detail}; the file's section and segment \
                  tables disagree, so any file offset could be wrong",
-                file.display()
+                escape::text(name),
+                escape::path(file)
             ),
         }
     }
@@ -206,8 +217,9 @@ pub enum LibError {
 impl fmt::Display for LibError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LibError::Open { lib, source } => write!(f, "cannot use library {lib}: {source}"),
+            LibError::Open { lib, source } => write!(f, "cannot use library {}: {source}", escape::text(lib)),
             LibError::NoSuchLibrary { lib, func, searched } => {
+                let (lib, func) = (escape::text(lib), escape::text(func));
                 write!(
                     f,
                     "no library `{lib}` (looked for `{func}` there): it is not among {} and not in \
@@ -216,10 +228,11 @@ impl fmt::Display for LibError {
                 )
             }
             LibError::NotFound { func, target, searched, close_matches } => {
+                let func = escape::text(func);
                 write!(
                     f,
                     "no library of {} defines a function `{func}` (searched {})",
-                    target.display(),
+                    escape::path(target),
                     list_or(searched, "nothing: the program needs no shared libraries")
                 )?;
                 did_you_mean(f, close_matches)?;
@@ -231,13 +244,16 @@ impl fmt::Display for LibError {
                 )
             }
             LibError::Resolve { source, .. } => write!(f, "{source}"),
-            LibError::StaticTarget { target, lib, func } => write!(
-                f,
-                "{} is statically linked: it loads no shared library, so `{lib}` is never used; \
-                 its own copy of `{func}` is traced with `-L {func}` (or give a library path if \
-                 the program dlopens one)",
-                target.display()
-            ),
+            LibError::StaticTarget { target, lib, func } => {
+                let (lib, func) = (escape::text(lib), escape::text(func));
+                write!(
+                    f,
+                    "{} is statically linked: it loads no shared library, so `{lib}` is never used; \
+                     its own copy of `{func}` is traced with `-L {func}` (or give a library path if \
+                     the program dlopens one)",
+                    escape::path(target)
+                )
+            }
             LibError::Maps { pid, source } => write!(
                 f,
                 "cannot read /proc/{pid}/maps to find the libraries of process {pid}: {source}; \
@@ -262,9 +278,9 @@ impl std::error::Error for LibError {
 fn did_you_mean(f: &mut fmt::Formatter<'_>, close: &[String]) -> fmt::Result {
     match close {
         [] => Ok(()),
-        [one] => write!(f, "; did you mean `{one}`?"),
+        [one] => write!(f, "; did you mean `{}`?", escape::text(one)),
         many => {
-            let quoted: Vec<String> = many.iter().map(|n| format!("`{n}`")).collect();
+            let quoted: Vec<String> = many.iter().map(|n| format!("`{}`", escape::text(n))).collect();
             write!(f, "; did you mean one of {}?", quoted.join(", "))
         }
     }
@@ -275,6 +291,6 @@ fn list_or(paths: &[PathBuf], empty: &str) -> String {
     if paths.is_empty() {
         return empty.to_string();
     }
-    let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let shown: Vec<String> = paths.iter().map(|p| escape::path(p).to_string()).collect();
     shown.join(", ")
 }

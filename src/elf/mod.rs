@@ -72,7 +72,11 @@ impl Symbol {
     pub fn formula(&self) -> String {
         format!(
             "st_value {:#x} - sh_addr {:#x} + sh_offset {:#x} ({}) = {:#x}",
-            self.addr, self.sh_addr, self.sh_offset, self.section, self.offset
+            self.addr,
+            self.sh_addr,
+            self.sh_offset,
+            crate::escape::text(&self.section),
+            self.offset
         )
     }
 }

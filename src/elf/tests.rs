@@ -1044,6 +1044,24 @@ fn messages_name_the_input_and_the_next_step() {
     );
 }
 
+#[test]
+fn names_and_paths_in_messages_are_escaped() {
+    use std::os::unix::ffi::OsStrExt;
+    let file = std::path::PathBuf::from(std::ffi::OsStr::from_bytes(b"./p\x1b]0;t\x07\xff"));
+    let e = ResolveError::NotFound {
+        name: "na\ntive".into(),
+        file: file.clone(),
+        close_matches: vec!["nat\x1b[2Jive".into()],
+        stripped: false,
+    };
+    assert_eq!(e.to_string(), r"no function `na\ntive` in ./p\33]0;t\7\377; did you mean `nat\33[2Jive`?");
+    let e = ResolveError::Import { name: "op\ren".into(), file, library: Some("libc\x07".into()) };
+    assert_eq!(
+        e.to_string(),
+        r"`op\ren` is not defined in ./p\33]0;t\7\377: it is imported from libc\7; trace it as a library function (`-L op\ren` or `-L libc\7:op\ren`)"
+    );
+}
+
 // ---------------------------------------------------------------- inconsistent files
 
 #[test]

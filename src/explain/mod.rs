@@ -23,7 +23,6 @@
 pub mod story;
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::path::Path;
 use std::rc::Rc;
@@ -158,24 +157,10 @@ pub fn read_file(path: &Path, result: &io::Result<String>) {
 }
 
 /// A C string literal the way strace prints one: `"a\n"`, with `\"`, `\\`,
-/// `\t`, `\n` and other control or non-ASCII bytes as octal escapes.
+/// `\t`, `\n` and other control or non-ASCII bytes as octal escapes
+/// ([`crate::escape`]).
 pub fn quote(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() + 2);
-    out.push('"');
-    for &b in bytes {
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\t' => out.push_str("\\t"),
-            0x20..=0x7e => out.push(b as char),
-            _ => {
-                let _ = write!(out, "\\{b:o}");
-            }
-        }
-    }
-    out.push('"');
-    out
+    crate::escape::quote(bytes)
 }
 
 /// The bytes of a fixed-size, NUL-padded name field (`map_name`, `prog_name`),

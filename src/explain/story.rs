@@ -8,6 +8,7 @@ use std::path::Path;
 use crate::bpf::{LoadedProgram, Map};
 use crate::bpf_asm::Program;
 use crate::codegen::{Filter, Register, Value};
+use crate::escape;
 use crate::kallsyms::Kallsyms;
 use crate::plan::{Attach, Kind, Plan, Probe, Skipped};
 
@@ -157,29 +158,33 @@ pub fn plan(plan: &Plan, tracefs_root: Option<&Path>, kallsyms: Option<&Kallsyms
 pub fn attach_point(p: &Probe, tracefs_root: Option<&Path>) -> String {
     match &p.attach {
         Attach::Uprobe { path, offset, symbol } => {
+            // Names and paths from the traced world: escaped.
+            let (func, shown) = (escape::text(&p.func), escape::path(path));
             let what = match (p.spec.register_kind(), p.ret) {
-                (Register::No, false) => {
-                    format!("a breakpoint at the entry of {} in {}", p.func, path.display())
-                }
+                (Register::No, false) => format!("a breakpoint at the entry of {func} in {shown}"),
                 (Register::No, true) => format!(
                     "the same place; at entry the kernel swaps the return address so that it also \
-                     stops when {} returns",
-                    p.func
+                     stops when {func} returns"
                 ),
                 (_, _) => format!(
-                    "the entry point of {} (hidden): adds each process that starts it to the traced set",
-                    path.display()
+                    "the entry point of {shown} (hidden): adds each process that starts it to the traced set"
                 ),
             };
             let mut s = format!("{}: {what}\n", title(p));
             if !p.ret {
                 let aliases = match symbol.aliases.as_slice() {
                     [] => String::new(),
-                    names => format!(", also named {}", names.join(", ")),
+                    names => {
+                        let names: Vec<String> = names.iter().map(|n| escape::text(n).to_string()).collect();
+                        format!(", also named {}", names.join(", "))
+                    }
                 };
                 s.push_str(&format!(
                     "  symbol {}: st_value {:#x}, {} bytes, in section {}{aliases}\n",
-                    symbol.name, symbol.addr, symbol.size, symbol.section
+                    escape::text(&symbol.name),
+                    symbol.addr,
+                    symbol.size,
+                    escape::text(&symbol.section)
                 ));
                 s.push_str(&format!("  file offset: {}\n", symbol.formula()));
             }
@@ -379,7 +384,7 @@ pub fn attaching(probes: &[&Probe], pid: i32, cpu: i32, link: bool) -> String {
     let at = match &p.attach {
         Attach::Uprobe { path, .. } => {
             let s = if offsets.len() > 1 { "s" } else { "" };
-            format!("offset{s} {} of {}", offsets.join(", "), path.display())
+            format!("offset{s} {} of {}", offsets.join(", "), escape::path(path))
         }
         Attach::Tracepoint { category, name, id } => format!("tracepoint {category}/{name} (id {id})"),
         Attach::Kprobe { func, .. } => format!("kernel function {func}"),

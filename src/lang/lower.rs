@@ -230,6 +230,11 @@ enum Resolved {
     Skipped(Skipped),
 }
 
+/// A probe or function name as a script prints it ([`crate::escape::Style::Utf8`]).
+fn shown(name: &str) -> String {
+    crate::escape::escape_as(name.as_bytes(), crate::escape::Style::Utf8).into_owned()
+}
+
 fn error(span: Span, message: String, help: Option<String>) -> Diagnostic {
     let d = Diagnostic::error(span, message);
     match help {
@@ -340,8 +345,8 @@ fn user_file(path: &ast::Name, env: &Env<'_>) -> Result<PathBuf, Diagnostic> {
         let help = if text.contains('/') {
             format!(
                 "looked for {} (relative paths start in {})",
-                env.cwd.join(text).display(),
-                env.cwd.display()
+                crate::escape::path(&env.cwd.join(text)),
+                crate::escape::path(&env.cwd)
             )
         } else {
             format!("`{text}` is neither a library in /etc/ld.so.cache nor a program on PATH; give a path")
@@ -385,8 +390,8 @@ fn user_points(
         if all.is_empty() {
             return Err(error(
                 func.span,
-                format!("no function matching `{}` in {}", func.text, canon.display()),
-                Some(format!("`trace -l '{}:*'` lists them", canon.display())),
+                format!("no function matching `{}` in {}", func.text, crate::escape::path(&canon)),
+                Some(format!("`trace -l '{}:*'` lists them", crate::escape::path(&canon))),
             ));
         }
         all
@@ -519,8 +524,10 @@ impl Lowerer<'_> {
             let arg = match (&a.kind, a.ty) {
                 (TKind::Int(v), Ty::Int(t)) => Arg::Const(Const::Int { value: *v, signed: t.signed }),
                 (TKind::Str(s), _) => Arg::Const(Const::Str(s.clone())),
-                (TKind::Builtin(Builtin::Probe), _) => Arg::Const(Const::Str(self.point.name.clone())),
-                (TKind::Builtin(Builtin::Func), _) => Arg::Const(Const::Str(self.point.func.clone())),
+                // Names from ELF files and paths (a wildcard's matches): escaped,
+                // as the strings read at run time are.
+                (TKind::Builtin(Builtin::Probe), _) => Arg::Const(Const::Str(shown(&self.point.name))),
+                (TKind::Builtin(Builtin::Func), _) => Arg::Const(Const::Str(shown(&self.point.func))),
                 (TKind::Builtin(Builtin::Comm), _) => {
                     emit.comm = true;
                     Arg::Comm

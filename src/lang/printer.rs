@@ -2,6 +2,11 @@
 //! the event says how to show it ([`super::lower::Event`]): printf with the
 //! format kept here, print, time, exit. `BEGIN` and `END` run here too, on
 //! constants and trace's own `pid`/`comm`.
+//!
+//! Strings of the traced world (`str()`, `comm`) are shown with strace's
+//! escapes for control characters and bytes that are not UTF-8, printable
+//! UTF-8 as it is ([`crate::escape`], [`Style::Utf8`]): bpftrace prints their
+//! bytes raw, which lets a file name clear the screen.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Write};
@@ -11,6 +16,7 @@ use super::format::{Conv, Length, Piece, Spec};
 use super::ir::{Builtin, Checked, IntTy, ProbeProgram, Site, TExpr, TKind, TStmt, Ty};
 use super::lower::{Action, Arg, Const, Event, Lowered};
 use crate::bpf::Map;
+use crate::escape::{self, Style};
 use crate::output::Sink;
 use crate::record::{Flags, Record};
 use crate::stacks::{self, KernelSymbols, StackMode, UserSymbols};
@@ -57,7 +63,10 @@ enum Line {
 enum Val {
     Int(u64, IntTy),
     Ptr(u64),
+    /// Text of the script or of trace (literals, `probe`, stacks): shown as is.
     Str(String),
+    /// Bytes of the traced world (`str()`, `comm`): escaped when shown.
+    Bytes(Vec<u8>),
 }
 
 impl<'a, W: Write> Printer<'a, W> {
@@ -137,13 +146,10 @@ impl<'a, W: Write> Printer<'a, W> {
         match arg {
             Arg::Int { slot, ty, pointer: false } => Val::Int(r.vals[*slot], *ty),
             Arg::Int { slot, pointer: true, .. } => Val::Ptr(r.vals[*slot]),
-            Arg::Comm => Val::Str(r.comm()),
+            Arg::Comm => Val::Bytes(r.comm().to_vec()),
             Arg::Str { max } => {
-                let mut s = r.string.clone().unwrap_or_default();
-                if let Some(max) = max {
-                    cut(&mut s, *max);
-                }
-                Val::Str(s)
+                let s = r.string.as_deref().unwrap_or_default();
+                Val::Bytes(s[..max.map_or(s.len(), |m| s.len().min(m))].to_vec())
             }
             Arg::Const(Const::Int { value, signed }) => Val::Int(*value, IntTy { bits: 64, signed: *signed }),
             Arg::Const(Const::Str(s)) => Val::Str(s.clone()),
@@ -192,14 +198,14 @@ impl<W: Write> Printer<'_, W> {
     }
 
     /// Completes the line of `entry` on thread `tid` with the string read at return.
-    fn fill(&mut self, events: &[Event], tid: u32, entry: u32, string: Option<&str>) {
+    fn fill(&mut self, events: &[Event], tid: u32, entry: u32, string: Option<&[u8]>) {
         let waiting = self
             .queue
             .iter_mut()
             .find(|l| matches!(l, Line::Waiting { tid: t, entry: e, .. } if *t == tid && *e == entry));
         if let Some(line) = waiting {
             if let Line::Waiting { vals, at, .. } = line {
-                vals[*at] = Val::Str(string.unwrap_or_default().to_string());
+                vals[*at] = Val::Bytes(string.unwrap_or_default().to_vec());
                 let mut text = String::new();
                 render(&mut text, &events[entry as usize].action, vals);
                 *line = Line::Done(text);
@@ -345,6 +351,7 @@ fn print_value(out: &mut String, v: &Val) {
         Val::Int(n, _) => out.push_str(&n.to_string()),
         Val::Ptr(p) => out.push_str(&format!("0x{p:x}")),
         Val::Str(s) => out.push_str(s),
+        Val::Bytes(b) => escape::push(out, b, Style::Utf8),
     }
     out.push('\n');
 }
@@ -379,17 +386,26 @@ fn cut_int(n: u64, length: Length) -> (u64, i64) {
 fn conversion(out: &mut String, spec: &Spec, v: &Val) {
     let n = match v {
         Val::Int(n, _) | Val::Ptr(n) => Some(*n),
-        Val::Str(_) => None,
+        Val::Str(_) | Val::Bytes(_) => None,
     };
     match (spec.conv, n) {
         (Conv::Str, _) => {
+            let precision = spec.precision.map(|p| p as usize);
             let mut s = match v {
                 Val::Str(s) => s.clone(),
+                // The precision counts bytes, as C's printf does: those read,
+                // before any is escaped.
+                Val::Bytes(b) => {
+                    let b = &b[..precision.map_or(b.len(), |p| b.len().min(p))];
+                    let mut s = String::with_capacity(b.len());
+                    escape::push(&mut s, b, Style::Utf8);
+                    return pad(out, spec, "", &s, false);
+                }
                 Val::Int(n, ty) if ty.signed => (*n as i64).to_string(),
                 Val::Int(n, _) | Val::Ptr(n) => n.to_string(),
             };
-            if let Some(p) = spec.precision {
-                cut(&mut s, p as usize);
+            if let Some(p) = precision {
+                cut(&mut s, p);
             }
             pad(out, spec, "", &s, false);
         }
@@ -511,7 +527,7 @@ impl Interp<'_> {
                 TStmt::Assign { var, value } => {
                     let v = match self.eval(value) {
                         Val::Int(n, _) | Val::Ptr(n) => n,
-                        Val::Str(_) => 0,
+                        Val::Str(_) | Val::Bytes(_) => 0,
                     };
                     self.vars.insert(var.0, v);
                 }
@@ -548,7 +564,7 @@ impl Interp<'_> {
     fn int(&self, e: &TExpr) -> u64 {
         match self.eval(e) {
             Val::Int(n, _) | Val::Ptr(n) => n,
-            Val::Str(_) => 0,
+            Val::Str(_) | Val::Bytes(_) => 0,
         }
     }
 
@@ -694,6 +710,21 @@ mod tests {
         print_value(&mut out, &Val::Int((-3i64) as u64, U64));
         print_value(&mut out, &Val::Str("file-io".into()));
         assert_eq!(out, "-3\n18446744073709551613\nfile-io\n");
+    }
+
+    #[test]
+    fn strings_of_the_traced_world_are_escaped() {
+        let name = Val::Bytes(b"a\x1b[2J\n\xff-\xc3\xa9".to_vec());
+        assert_eq!(
+            fmt("%s|%.3s|%4s|", &[name.clone(), name.clone(), Val::Bytes(b"\x07".to_vec())]),
+            "a\\33[2J\\n\\377-é|a\\33[|  \\7|",
+            "escaped after the precision cuts the bytes; padded to the width as shown"
+        );
+        let mut out = String::new();
+        print_value(&mut out, &name);
+        assert_eq!(out, "a\\33[2J\\n\\377-é\n");
+        // The script's own strings are its author's: as written.
+        assert_eq!(fmt("%s", &[Val::Str("a\tb\n".into())]), "a\tb\n");
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl fmt::Display for PerfTarget {
         match self {
             PerfTarget::Uprobe { binary, offset, retprobe, .. } => {
                 let kind = if *retprobe { "uretprobe" } else { "uprobe" };
-                write!(f, "{kind} on {} at file offset {offset:#x}", binary.display())
+                write!(f, "{kind} on {} at file offset {offset:#x}", crate::escape::path(binary))
             }
             PerfTarget::Kprobe { func, offset, retprobe } => {
                 let kind = if *retprobe { "kretprobe" } else { "kprobe" };
@@ -199,7 +199,7 @@ fn write_no_pmu(f: &mut fmt::Formatter<'_>, pmu: &str) -> fmt::Result {
 fn write_not_found(f: &mut fmt::Formatter<'_>, target: &PerfTarget) -> fmt::Result {
     match target {
         PerfTarget::Uprobe { binary, .. } => {
-            write!(f, "cannot place {target}: no such file {} (ENOENT)", binary.display())
+            write!(f, "cannot place {target}: no such file {} (ENOENT)", crate::escape::path(binary))
         }
         PerfTarget::Kprobe { func, .. } => write!(
             f,
@@ -240,7 +240,11 @@ fn write_open(f: &mut fmt::Formatter<'_>, target: &PerfTarget, errno: Errno) -> 
     write!(f, "cannot open {target}: {errno}")?;
     match (errno, target) {
         (Errno::EINVAL, PerfTarget::Uprobe { binary, .. }) => {
-            write!(f, "; {} must be a regular file and the offset must lie inside it", binary.display())
+            write!(
+                f,
+                "; {} must be a regular file and the offset must lie inside it",
+                crate::escape::path(binary)
+            )
         }
         (Errno::EINVAL, PerfTarget::Tracepoint { .. }) => {
             f.write_str("; no tracepoint has this id (it comes from tracefs events/<category>/<name>/id)")

@@ -34,8 +34,9 @@ use system::*;
 /// Whom to trace.
 #[derive(Clone, Debug)]
 pub enum Target {
-    /// Start this command (argv), held until the probes are attached.
-    Command(Vec<String>),
+    /// Start this command (argv: bytes, as the command line gave them), held
+    /// until the probes are attached.
+    Command(Vec<std::ffi::OsString>),
     /// A running process.
     Pid(u32),
     /// Every process that runs this binary, until Ctrl-C.
