@@ -31,6 +31,8 @@ pub enum CredsError {
     /// SUDO_UID names no account of this machine: a deleted user, or a stale
     /// environment.
     NoSuchUser { uid: u32, name: String },
+    /// DOAS_USER (a name only) is in no account database trace can read.
+    NoSuchDoasUser { name: String },
 }
 
 impl fmt::Display for CredsError {
@@ -40,6 +42,11 @@ impl fmt::Display for CredsError {
                 f,
                 "{var}={value:?} is not a user or group id, so trace cannot tell whom to run the command as; \
                  run it with sudo as usual, or add --as-root to run the command as root"
+            ),
+            CredsError::NoSuchDoasUser { name } => write!(
+                f,
+                "DOAS_USER {name:?} is not in /etc/passwd, so trace cannot tell its uid to run the command \
+                 as; add --as-root to run the command as root"
             ),
             CredsError::NoSuchUser { uid, name } => {
                 let who = if name.is_empty() { String::new() } else { format!(" (SUDO_USER {name})") };
@@ -83,12 +90,7 @@ pub fn from_env() -> Result<Option<Creds>, CredsError> {
             // doas passes the name only.
             Some(name) => match User::from_name(&name).ok().flatten() {
                 Some(u) => (u.uid.as_raw(), u.gid.as_raw(), Some(name)),
-                None => {
-                    crate::tell!(
-                        "trace: warning: DOAS_USER {name:?} is not in /etc/passwd: the command runs as root"
-                    );
-                    return Ok(None);
-                }
+                None => return Err(CredsError::NoSuchDoasUser { name }),
             },
             None => return Ok(None),
         },
@@ -113,7 +115,15 @@ fn lookup(uid: u32, gid: u32) -> Lookup {
     let groups = CString::new(user.name.clone())
         .ok()
         .and_then(|name| nix::unistd::getgrouplist(&name, Gid::from_raw(gid)).ok())
-        .map(|list| list.into_iter().map(|g| g.as_raw()).collect());
+        .map(|list| {
+            // The account's own primary group too, as login's initgroups(pw_gid)
+            // gives it, when sudo's gid is another one (after newgrp).
+            let mut groups: Vec<u32> = list.into_iter().map(|g| g.as_raw()).collect();
+            if !groups.contains(&user.gid.as_raw()) {
+                groups.push(user.gid.as_raw());
+            }
+            groups
+        });
     Lookup { name: Some(user.name), groups }
 }
 
@@ -126,7 +136,7 @@ pub fn decide(
     nsswitch: &str,
 ) -> Result<Option<Creds>, CredsError> {
     let Some(name) = found.name else {
-        if !elsewhere(nsswitch, "passwd") {
+        if !elsewhere(nsswitch, "passwd") && !homed(uid, nsswitch) {
             return Err(CredsError::NoSuchUser { uid, name: sudo_user });
         }
         crate::tell!(
@@ -155,19 +165,32 @@ pub fn decide(
     Ok(Some(Creds { uid, gid, groups, user: name }))
 }
 
+/// systemd-homed's range of uids (systemd's UIDS-GIDS.md): such an account is
+/// served by nsswitch's `systemd` source, not /etc/passwd.
+const HOMED_UIDS: std::ops::RangeInclusive<u32> = 60001..=60513;
+
+/// Whether `uid` may be a systemd-homed account where nsswitch asks systemd.
+fn homed(uid: u32, nsswitch: &str) -> bool {
+    HOMED_UIDS.contains(&uid) && sources(nsswitch, "passwd").any(|s| s == "systemd")
+}
+
+/// The sources /etc/nsswitch.conf names for `database`, without actions.
+fn sources<'a>(nsswitch: &'a str, database: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    nsswitch
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .filter_map(|l| l.split_once(':'))
+        .filter(move |(db, _)| db.trim() == database)
+        .flat_map(|(_, sources)| sources.split_whitespace())
+        .filter(|s| !s.starts_with('[') && !s.ends_with(']'))
+}
+
 /// Whether /etc/nsswitch.conf names a source for `database` that is not a
 /// local file trace reads itself: `files` and `compat` are /etc/passwd and
 /// /etc/group; `systemd` holds only the dynamic users of services (no login
 /// accounts). A missing line or file means `files`.
 fn elsewhere(nsswitch: &str, database: &str) -> bool {
-    nsswitch
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(db, _)| db.trim() == database)
-        .flat_map(|(_, sources)| sources.split_whitespace())
-        .filter(|s| !s.starts_with('['))
-        .any(|s| !matches!(s, "files" | "compat" | "systemd"))
+    sources(nsswitch, database).any(|s| !matches!(s, "files" | "compat" | "systemd"))
 }
 
 #[cfg(test)]
@@ -209,6 +232,15 @@ mod tests {
         let none = Lookup { name: None, groups: None };
         let c = decide(700001, 700001, "dir".into(), none, LDAP).unwrap().unwrap();
         assert_eq!((c.uid, c.gid, c.groups), (700001, 700001, vec![700001]));
+    }
+
+    #[test]
+    fn a_homed_user_runs_with_the_primary_group_only() {
+        let none = Lookup { name: None, groups: None };
+        let c = decide(60100, 60100, "home".into(), none.clone(), LOCAL).unwrap().unwrap();
+        assert_eq!(c.groups, vec![60100]);
+        // Without systemd in nsswitch.conf, the range means nothing.
+        assert!(decide(60100, 60100, "home".into(), none, "passwd: files\n").is_err());
     }
 
     #[test]

@@ -181,7 +181,13 @@ impl HeldChild {
             let _ = nix::unistd::write(&go, &[1]);
         }
         let mut buf = [0u8; 4];
-        match nix::unistd::read(self.exec_err.as_raw_fd(), &mut buf) {
+        let read = loop {
+            match nix::unistd::read(self.exec_err.as_raw_fd(), &mut buf) {
+                Err(nix::Error::EINTR) => continue,
+                other => break other,
+            }
+        };
+        match read {
             Ok(4) => {
                 let errno = i32::from_ne_bytes(buf);
                 let _ = self.wait();
@@ -211,6 +217,11 @@ impl HeldChild {
             }
             _ => None,
         }
+    }
+
+    /// Whether the child was let go to exec (see [`HeldChild::release`]).
+    pub fn released(&self) -> bool {
+        self.go.is_none()
     }
 
     /// Whether the child was reaped already.

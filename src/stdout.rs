@@ -14,12 +14,14 @@
 //!   (`-p`, `--watch`).
 //! - **A stalled reader** (a terminal stopped with Ctrl-S, a pipe nobody
 //!   reads): a write waits, as any program's does, until a stop signal comes;
-//!   the signal interrupts it ([`crate::signals`]) and what is left is not
-//!   written: its size is told on stderr, not waited on.
+//!   from then on a write that takes nothing for a second ([`STALLED`]) is
+//!   given up ([`crate::signals`] interrupts it), and its size is told on
+//!   stderr, not waited on.
 
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+use std::time::{Duration, Instant};
 
 use crate::signals;
 
@@ -88,25 +90,45 @@ impl Drop for TraceOut {
     }
 }
 
-/// Writes all of `buf` to fd 1; after a stop signal, a write that blocks (and
-/// is interrupted) gives up the rest, counted in `given_up`.
-fn write_all_fd1(mut buf: &[u8], given_up: &mut u64) -> io::Result<()> {
-    if *given_up > 0 {
-        *given_up += buf.len() as u64;
-        return Ok(());
-    }
+/// How long a reader may take nothing, once a stop signal has come, before
+/// the rest of the trace is given up: a slow reader (`| grep`, ssh) takes
+/// something in that time, a stalled one (Ctrl-S, a pipe nobody reads) does not.
+const STALLED: Duration = Duration::from_secs(1);
+
+/// Writes all of `buf` to `fd`. Once a stop signal has come, a write that
+/// blocks is interrupted every so often (see [`crate::signals`]), and after
+/// [`STALLED`] without progress the rest is given up: None, or Some with what
+/// was written.
+fn write_all_or_give_up(fd: i32, mut buf: &[u8]) -> io::Result<Option<usize>> {
+    let total = buf.len();
+    let mut progress = Instant::now();
     while !buf.is_empty() {
-        // SAFETY: fd 1 stays open for the life of the process; borrowed for one call.
-        let out = unsafe { BorrowedFd::borrow_raw(1) };
+        // SAFETY: fds 1 and 2 stay open for the life of the process; borrowed for one call.
+        let out = unsafe { BorrowedFd::borrow_raw(fd) };
         match nix::unistd::write(out, buf) {
-            Ok(n) => buf = &buf[n..],
-            Err(nix::Error::EINTR) if signals::stopping() => {
-                *given_up += buf.len() as u64;
-                return Ok(());
+            Ok(n) => {
+                buf = &buf[n..];
+                progress = Instant::now();
+            }
+            Err(nix::Error::EINTR) if signals::stopping() && progress.elapsed() >= STALLED => {
+                return Ok(Some(total - buf.len()));
             }
             Err(nix::Error::EINTR) => {}
             Err(e) => return Err(e.into()),
         }
+    }
+    Ok(None)
+}
+
+/// Writes all of `buf` to fd 1, or counts in `given_up` what a stalled reader
+/// did not take (then, all that follows).
+fn write_all_fd1(buf: &[u8], given_up: &mut u64) -> io::Result<()> {
+    if *given_up > 0 {
+        *given_up += buf.len() as u64;
+        return Ok(());
+    }
+    if let Some(written) = write_all_or_give_up(1, buf)? {
+        *given_up += (buf.len() - written) as u64;
     }
     Ok(())
 }
@@ -124,19 +146,7 @@ macro_rules! tell {
 /// kill trace with SIGABRT in the middle of its work, its command orphaned.
 /// Once a stop signal has come, a stalled terminal is not waited on either.
 pub fn say(msg: &str) {
-    if !signals::stopping() {
-        let _ = io::stderr().write_all(msg.as_bytes());
-        return;
-    }
-    let mut buf = msg.as_bytes();
-    while !buf.is_empty() {
-        // SAFETY: fd 2 stays open for the life of the process; borrowed for one call.
-        let err = unsafe { BorrowedFd::borrow_raw(2) };
-        match nix::unistd::write(err, buf) {
-            Ok(n) if n > 0 => buf = &buf[n..],
-            _ => return,
-        }
-    }
+    let _ = write_all_or_give_up(2, msg.as_bytes());
 }
 
 fn stdout_is_regular_file() -> bool {

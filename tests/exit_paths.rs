@@ -536,3 +536,65 @@ fn stdout_that_cannot_be_written_stops_the_trace_not_the_command() {
     assert!(start.elapsed() >= Duration::from_millis(450), "trace did not wait: {:?}", start.elapsed());
     assert_no_leftovers(&bin, "stdout to /dev/full", before);
 }
+
+/// A script whose BEGIN output cannot be written (`>/dev/full`) ends at once
+/// with the write error, its held command killed, never run.
+#[test]
+fn begin_output_that_cannot_be_written_kills_the_held_command() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let mut child = KillOnDrop(
+        trace_command()
+            .args([
+                "-e",
+                "BEGIN { printf(\"hi\\n\"); } uprobe:./lifecycle:lc_step { }",
+                "-c",
+                "./lifecycle sleep",
+            ])
+            .current_dir(bin.parent().unwrap())
+            .stdout(Stdio::from(full))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let status = wait_timeout(&mut child, PROMPT, "BEGIN to /dev/full");
+    let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(74), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_no_leftovers(&bin, "BEGIN to /dev/full", before);
+}
+
+/// A slow reader (`| grep`, ssh) after Ctrl-C: what trace still has to write
+/// waits for it, a little at a time, and none of it is given up as stalled.
+#[test]
+fn a_slow_reader_after_a_stop_signal_still_gets_everything() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last_program_id();
+    let bin = lifecycle();
+    let mut child =
+        spawn_with(&["-u", "lc_step", "./lifecycle", "many", "100000000"], &[], bin.parent().unwrap());
+    wait_for_announcement(&mut child);
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::Read;
+        let (mut text, mut buf) = (Vec::new(), vec![0u8; 2 * 1024]);
+        loop {
+            match out.read(&mut buf) {
+                Ok(0) | Err(_) => return text,
+                Ok(n) => text.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_millis(10)); // 200 KB/s: slow, never stalled
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300)); // the pipe is full: trace waits on the reader
+    send_signal(&child, nix::sys::signal::Signal::SIGINT);
+    let status = wait_timeout(&mut child, Duration::from_secs(60), "slow reader");
+    let err = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    let text = String::from_utf8(reader.join().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(128 + libc::SIGINT), "{err}");
+    assert!(!err.contains("not written"), "a slow reader was taken for a stalled one: {err}");
+    assert!(text.ends_with('\n') && text.lines().all(|l| l == "> lc_step" || l == "< lc_step"), "cut output");
+    assert_no_leftovers(&bin, "slow reader", before);
+}

@@ -82,19 +82,16 @@ pub(super) fn ask_uprobe_links(kernel: KernelVersion) -> mpsc::Receiver<bool> {
     if explain::enabled() {
         ask();
     } else {
-        let _ = std::thread::Builder::new().name("first-uprobe".into()).spawn(move || {
-            // Signals are for the main thread, which catches them once it has
-            // attached: this thread may still live then, and must not take one
-            // (a SIGINT's default action here would end trace; a caught one
-            // would not interrupt the main thread's write). Blocked before the
-            // answer is sent, so before the main thread catches them.
-            let _ = nix::sys::signal::pthread_sigmask(
-                nix::sys::signal::SigmaskHow::SIG_BLOCK,
-                Some(&SigSet::all()),
-                None,
-            );
-            ask()
-        });
+        // Signals are for the main thread, which catches them once it has
+        // attached: this thread may still live then, and must not take one (a
+        // caught one would not interrupt the main thread's write). It starts
+        // with every signal blocked: the main thread blocks them around the
+        // spawn, and a new thread inherits its mask.
+        use nix::sys::signal::{pthread_sigmask, SigmaskHow};
+        let mut old = SigSet::empty();
+        let _ = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), Some(&mut old));
+        let _ = std::thread::Builder::new().name("first-uprobe".into()).spawn(ask);
+        let _ = pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
     }
     rx
 }

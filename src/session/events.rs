@@ -57,7 +57,14 @@ impl Tracing<'_> {
         &mut self,
         mut printer: crate::lang::printer::Printer<'_, W>,
     ) -> Result<Summary, Error> {
-        let begun = printer.begin().map_err(|e| Error::Io("writing the trace".into(), e))?;
+        let begun = match printer.begin() {
+            Ok(begun) => begun,
+            Err(e) => {
+                // The command never runs: killed held.
+                drop(self.child.take());
+                return Err(Error::Io("writing the trace".into(), e));
+            }
+        };
         let summary = if begun {
             self.release()?;
             self.until_done(&mut printer)
@@ -116,16 +123,19 @@ pub(super) fn finish(
     drop(live); // detach everything before reporting
     let mut summary = match summary {
         Ok(summary) => summary,
-        Err(e) => {
-            // The trace could not go on (writing it failed: a full disk,
-            // /dev/full): as after a closed pipe, the probes are gone and the
-            // command runs to its end, waited for, not orphaned.
+        // The trace could not be written (a full disk, /dev/full): as after a
+        // closed pipe, the probes are gone and the command runs to its end,
+        // waited for, not orphaned.
+        Err(e @ Error::Io(..)) if child.as_ref().is_some_and(|c| c.released()) => {
             say(&format!("trace: {e}; the trace stopped, the command runs on\n"));
             if let Some(c) = child {
                 wait_forwarding(c, signals);
             }
             return Ok(e.exit_code());
         }
+        // Any other failure (the command's exec, or writing before it was
+        // released): a held command is killed when the session ends.
+        Err(e) => return Err(e),
     };
     summary.lost = summary.lost.max(dropped);
     if summary.exit.is_none() {
