@@ -8,7 +8,8 @@
 //!   sendfile(2) (cat, cp, Python's shutil use them) read the position, copy,
 //!   then store it back without that lock (fs/read_write.c), so a trace line
 //!   written meanwhile is overwritten, or overwrites the command's. Such a trace
-//!   is held in an unnamed memory file and written after the command's output,
+//!   is held in an unnamed file beside the output (O_TMPFILE; in memory where
+//!   that cannot be) and written after the command's output,
 //!   when the trace ends (also on Ctrl-C or an error). A pipe or a terminal has
 //!   no position and is written at once, as is a file nobody else writes
 //!   (`-p`, `--watch`).
@@ -21,6 +22,7 @@
 use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant};
 
 use crate::signals;
@@ -36,7 +38,8 @@ impl TraceOut {
     /// Trace's stdout; `shared` when the traced command inherits it (then a
     /// regular file is held until the end).
     pub fn new(shared: bool) -> TraceOut {
-        let held = (shared && stdout_is_regular_file()).then(memory_file).flatten();
+        let held =
+            (shared && stdout_is_regular_file()).then(|| file_beside_stdout().or_else(memory_file)).flatten();
         TraceOut { held, given_up: 0 }
     }
 
@@ -152,6 +155,21 @@ pub fn say(msg: &str) {
 fn stdout_is_regular_file() -> bool {
     let out = io::stdout();
     nix::sys::stat::fstat(out.as_raw_fd()).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG)
+}
+
+/// An unnamed file (O_TMPFILE) in the directory of the file stdout is, on the
+/// same disk, so that a long trace (`trace -f make > log`) does not fill
+/// memory; None where that directory or its filesystem cannot have one.
+fn file_beside_stdout() -> Option<File> {
+    let path = std::fs::read_link("/proc/self/fd/1").ok()?;
+    let dir = path.parent()?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .mode(0o600)
+        .open(dir)
+        .ok()
 }
 
 /// An unnamed file in memory (memfd), or None where the kernel has none (the
