@@ -177,3 +177,27 @@ fn out_of_file_descriptors() {
         assert!(!d.join("output.txt").exists(), "ulimit -n {limit}: file-io ran");
     }
 }
+
+/// A library that cannot be mapped (a small `ulimit -v`) is reported as such,
+/// not as "the program needs no shared libraries".
+#[test]
+fn a_library_that_cannot_be_opened_is_named() {
+    let d = workbench();
+    for limit in [4000, 5000, 6000] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v {limit} && exec \"$0\" -L open ./file-io"))
+            .arg(TRACE)
+            .current_dir(&d)
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert!(!err.contains("needs no shared libraries"), "ulimit -v {limit}: {err}");
+        if out.status.code() == Some(2) {
+            assert!(
+                err.contains("cannot use library") && err.contains("libc.so.6"),
+                "ulimit -v {limit}: {err}"
+            );
+        }
+    }
+}

@@ -78,9 +78,17 @@ fn search(
 ) -> Result<(PathBuf, Symbol), LibError> {
     let mut searched = Vec::new();
     let mut close = Vec::new();
+    // A library that could not be opened (no memory to map it under a small
+    // `ulimit -v`, unreadable): told if the function is found nowhere else,
+    // rather than claiming the program needs no libraries.
+    let mut unopened = None;
     for path in candidates {
-        let Some(lib) = opened.remove(path).or_else(|| ElfFile::open(path).ok()) else {
-            continue;
+        let lib = match opened.remove(path).map(Ok).unwrap_or_else(|| ElfFile::open(path)) {
+            Ok(lib) => lib,
+            Err(source) => {
+                unopened.get_or_insert(LibError::Open { lib: path.display().to_string(), source });
+                continue;
+            }
         };
         searched.push(path.clone());
         match lib.resolve(func) {
@@ -89,6 +97,9 @@ fn search(
             Err(ResolveError::Import { .. }) => {}
             Err(source) => return Err(LibError::Resolve { library: path.clone(), source }),
         }
+    }
+    if let Some(e) = unopened {
+        return Err(e);
     }
     close.sort();
     close.dedup();
