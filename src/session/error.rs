@@ -78,6 +78,9 @@ impl Error {
             Error::NothingToTrace(_) => 3,
             Error::Tracefs(_) => 4,
             Error::Bpf(bpf::BpfError::Verifier { .. }) | Error::Gen(_) | Error::Rejected { .. } => 70,
+            // The process went away while its probes were attached (`-p`): a
+            // fact about the process, as when it is missing from the start.
+            Error::Perf { err: crate::perf::PerfError::NoProcess { .. }, .. } => 6,
             Error::Bpf(_) | Error::Perf { .. } => 5,
             Error::Process(_) => 6,
             Error::Io(..) => 74,
@@ -104,5 +107,17 @@ mod tests {
             "{text}"
         );
         assert_eq!(e.exit_code(), 70);
+    }
+
+    #[test]
+    fn a_process_gone_while_attaching_is_a_process_error() {
+        let gone =
+            Error::Perf { probe: "uprobe:f".into(), err: crate::perf::PerfError::NoProcess { pid: 42 } };
+        assert_eq!(gone.exit_code(), 6, "as `-p` of a process that is not there");
+        let other = Error::Perf {
+            probe: "uprobe:f".into(),
+            err: crate::perf::PerfError::InvalidArgument("x".into()),
+        };
+        assert_eq!(other.exit_code(), 5);
     }
 }
