@@ -133,3 +133,35 @@ fn watch_mode_traces_every_run_until_ctrl_c() {
     want.extend(lab_expected(has_kprobes()));
     assert_lines(&stdout_lines(&out), &want, "trace --watch ./file-io, two runs");
 }
+
+/// The lab's edit-rebuild-run loop under `--watch`: rebuilding file-io makes a
+/// new file, which the probes are not in; trace says so at once.
+#[test]
+fn watch_mode_says_when_the_program_is_rebuilt() {
+    let dir = build_file_io("watch-rebuild");
+    let mut tracer = trace_command()
+        .args(["--watch", "./file-io"])
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_announcement(&mut tracer);
+    let err = tracer.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // As the linker does: a new file in the old one's place.
+    std::fs::copy(dir.join("file-io"), dir.join("file-io.new")).unwrap();
+    std::fs::rename(dir.join("file-io.new"), dir.join("file-io")).unwrap();
+    let line = rx.recv_timeout(std::time::Duration::from_secs(5));
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let _ = tracer.wait();
+    let line = line.expect("trace said nothing of the rebuild");
+    assert!(line.contains("./file-io was rebuilt or replaced"), "{line}");
+    assert!(line.contains("trace --watch ./file-io"), "{line}");
+}

@@ -296,6 +296,49 @@ pub(super) fn drain<S: Sink>(rings: &mut Rings, merger: &mut Merger, lost: &mut 
     }
 }
 
+/// The program `--watch` watches, by its file: a rebuild (`gcc -o file-io ...`
+/// writes a new file, a new inode) is not what the probes were placed in, so
+/// trace says so at once rather than show nothing for the new build.
+struct Watched<'p> {
+    path: &'p std::path::Path,
+    /// The file's device and inode when the probes were placed.
+    file: (u64, u64),
+    checked: std::time::Instant,
+    told: bool,
+}
+
+impl<'p> Watched<'p> {
+    /// How often the path is looked at.
+    const EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+    fn new(path: &'p std::path::Path) -> Option<Watched<'p>> {
+        let file = file_id(path)?;
+        Some(Watched { path, file, checked: std::time::Instant::now(), told: false })
+    }
+
+    fn check(&mut self) {
+        if self.told || self.checked.elapsed() < Self::EVERY {
+            return;
+        }
+        self.checked = std::time::Instant::now();
+        if file_id(self.path).is_some_and(|now| now != self.file) {
+            self.told = true;
+            say(&format!(
+                "trace: {} was rebuilt or replaced (a new file): its runs from now on are not traced; \
+                 stop trace (Ctrl-C) and run `trace --watch {}` again\n",
+                crate::escape::path(self.path),
+                crate::escape::path(self.path)
+            ));
+        }
+    }
+}
+
+/// A file's (device, inode), following symbolic links.
+fn file_id(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
 pub(super) fn event_loop<S: Sink>(
     live: &mut Live,
     fmt: &mut S,
@@ -308,6 +351,10 @@ pub(super) fn event_loop<S: Sink>(
     let mut merger = Merger { by_time: matches!(live.rings, Rings::Perf(_)), ..Merger::default() };
     let mut summary = Summary::default();
     let mut asked_to_stop = false;
+    let mut watched = match target {
+        Some(Target::Watch(path)) => Watched::new(path),
+        _ => None,
+    };
     // A closed stdout (`trace ... | head`) ends the trace quietly; other write
     // errors are reported.
     let out_err = |e: io::Error| Error::Io("writing the trace".into(), e);
@@ -332,6 +379,9 @@ pub(super) fn event_loop<S: Sink>(
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(timeout));
         let pid_gone = pidfd.is_some() && fds.last().and_then(|f| f.revents()).is_some_and(|r| !r.is_empty());
         drop(fds);
+        if let Some(w) = watched.as_mut() {
+            w.check();
+        }
         let mut stop = pid_gone;
         for sig in signals.take() {
             asked_to_stop = true;
