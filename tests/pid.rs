@@ -76,3 +76,49 @@ fn a_threads_id_traces_its_process() {
     );
     assert!(target.try_wait().unwrap().is_none(), "the traced process survives the tracer");
 }
+
+/// The process exits, and its parent reaps it, once the probes are attached
+/// but before the trace begins (trace stops itself there: a test hook): trace
+/// still sees the exit, says so and ends, instead of waiting for ever.
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs the test hooks: cargo test --features test-hooks")]
+fn a_process_gone_before_the_trace_begins_ends_it() {
+    use std::process::Stdio;
+    use std::time::Instant;
+    let bin = build_prog("lifecycle", &[]);
+    let mut target = KillOnDrop(Command::new(&bin).arg("sleep").spawn().unwrap());
+    let pid = target.id();
+    let mut tracer = KillOnDrop(
+        trace_command()
+            .args(["-p", &pid.to_string(), "-u", "lc_step"])
+            .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stat = format!("/proc/{}/stat", tracer.id());
+    let start = Instant::now();
+    while !std::fs::read_to_string(&stat).unwrap_or_default().contains(") T ") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the tracer never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    target.kill().unwrap();
+    target.wait().unwrap(); // exited and reaped: the pid names no process now
+    send_signal(&tracer, nix::sys::signal::Signal::SIGCONT);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = tracer.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "trace still waits for process {pid}, which exited {:?} ago",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = std::io::read_to_string(tracer.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("trace: process {pid} exited")), "{err}");
+}
