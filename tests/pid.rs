@@ -122,3 +122,68 @@ fn a_process_gone_before_the_trace_begins_ends_it() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(err.contains(&format!("trace: process {pid} exited")), "{err}");
 }
+
+/// A traced process started as `unshare -m` does (a container's processes
+/// live in their own mount namespace), with a copy of its program mounted
+/// over the program's path there: /proc/PID/exe names that path, which in
+/// trace's namespace is another file (same bytes, another inode). Its
+/// uprobes would never fire. trace must probe the file the process runs.
+#[test]
+fn a_process_in_its_own_mount_namespace() {
+    let bin = build_prog("lifecycle", &[]);
+    let dir = bin.parent().unwrap();
+    let inner = dir.join("lifecycle-in-namespace");
+    std::fs::copy(&bin, &inner).unwrap();
+    let script =
+        format!("mount --bind {} {} && exec {} tick 100000", inner.display(), bin.display(), bin.display());
+    let target = KillOnDrop(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = target.id();
+    wait_for_exec(pid, &bin);
+    let (tracer, out) = spawn_trace(&["-p", &pid.to_string(), "-u", "lc_step"], dir);
+    std::thread::sleep(Duration::from_millis(1500)); // lc_step every 50 ms
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let o = finish(tracer, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines = stdout_lines(&o);
+    assert!(lines.iter().filter(|l| *l == "> lc_step").count() >= 5, "the process's calls: {lines:?}\n{err}");
+    assert!(
+        err.contains(&format!("trace: process {pid} runs {} of another mount namespace", bin.display())),
+        "{err}"
+    );
+}
+
+/// The program file of a running process deleted (or replaced by a new build,
+/// which unlinks the old one): /proc/PID/exe still leads to the file it runs.
+#[test]
+fn a_process_whose_program_file_was_deleted() {
+    let bin = build_prog("lifecycle", &[]);
+    let dir = bin.parent().unwrap();
+    let target = KillOnDrop(Command::new(&bin).args(["tick", "100000"]).spawn().unwrap());
+    let pid = target.id();
+    wait_for_exec(pid, &bin);
+    std::fs::remove_file(&bin).unwrap();
+    let (tracer, out) = spawn_trace(&["-p", &pid.to_string(), "-u", "lc_step"], dir);
+    std::thread::sleep(Duration::from_millis(1500));
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let o = finish(tracer, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines = stdout_lines(&o);
+    assert!(lines.iter().filter(|l| *l == "> lc_step").count() >= 5, "the process's calls: {lines:?}\n{err}");
+    assert!(err.contains("the file was deleted or replaced since it started"), "{err}");
+}
+
+/// Waits until process `pid` runs `bin` (its /proc/PID/exe names it).
+fn wait_for_exec(pid: u32, bin: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_deref() != Some(bin) {
+        assert!(start.elapsed() < Duration::from_secs(10), "process {pid} never ran {}", bin.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
