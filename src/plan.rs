@@ -379,7 +379,7 @@ pub fn plan(req: &Request, env: &Env<'_>) -> Result<Plan, PlanError> {
     let mut b = Builder { probes: Vec::new(), retry: !req.no_string_retry, timing: req.timing };
     let mut skipped = Vec::new();
     let target = env.target;
-    let canon = std::fs::canonicalize(target.path()).unwrap_or_else(|_| target.path().to_path_buf());
+    let canon = elf::uprobe_path(target.path());
 
     // Program functions first: they decide the filter of everything else.
     let mut prog_syms: Vec<elf::Symbol> = Vec::new();

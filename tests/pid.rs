@@ -76,3 +76,114 @@ fn a_threads_id_traces_its_process() {
     );
     assert!(target.try_wait().unwrap().is_none(), "the traced process survives the tracer");
 }
+
+/// The process exits, and its parent reaps it, once the probes are attached
+/// but before the trace begins (trace stops itself there: a test hook): trace
+/// still sees the exit, says so and ends, instead of waiting for ever.
+#[test]
+#[cfg_attr(not(feature = "test-hooks"), ignore = "needs the test hooks: cargo test --features test-hooks")]
+fn a_process_gone_before_the_trace_begins_ends_it() {
+    use std::process::Stdio;
+    use std::time::Instant;
+    let bin = build_prog("lifecycle", &[]);
+    let mut target = KillOnDrop(Command::new(&bin).arg("sleep").spawn().unwrap());
+    let pid = target.id();
+    let mut tracer = KillOnDrop(
+        trace_command()
+            .args(["-p", &pid.to_string(), "-u", "lc_step"])
+            .env("TRACE_TEST_STOP_BEFORE_RELEASE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stat = format!("/proc/{}/stat", tracer.id());
+    let start = Instant::now();
+    while !std::fs::read_to_string(&stat).unwrap_or_default().contains(") T ") {
+        assert!(start.elapsed() < Duration::from_secs(10), "the tracer never stopped");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    target.kill().unwrap();
+    target.wait().unwrap(); // exited and reaped: the pid names no process now
+    send_signal(&tracer, nix::sys::signal::Signal::SIGCONT);
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = tracer.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "trace still waits for process {pid}, which exited {:?} ago",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let err = std::io::read_to_string(tracer.stderr.take().unwrap()).unwrap();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(err.contains(&format!("trace: process {pid} exited")), "{err}");
+}
+
+/// A traced process started as `unshare -m` does (a container's processes
+/// live in their own mount namespace), with a copy of its program mounted
+/// over the program's path there: /proc/PID/exe names that path, which in
+/// trace's namespace is another file (same bytes, another inode). Its
+/// uprobes would never fire. trace must probe the file the process runs.
+#[test]
+fn a_process_in_its_own_mount_namespace() {
+    let bin = build_prog("lifecycle", &[]);
+    let dir = bin.parent().unwrap();
+    let inner = dir.join("lifecycle-in-namespace");
+    std::fs::copy(&bin, &inner).unwrap();
+    let script =
+        format!("mount --bind {} {} && exec {} tick 100000", inner.display(), bin.display(), bin.display());
+    let target = KillOnDrop(
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = target.id();
+    wait_for_exec(pid, &bin);
+    let (tracer, out) = spawn_trace(&["-p", &pid.to_string(), "-u", "lc_step"], dir);
+    std::thread::sleep(Duration::from_millis(1500)); // lc_step every 50 ms
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let o = finish(tracer, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines = stdout_lines(&o);
+    assert!(lines.iter().filter(|l| *l == "> lc_step").count() >= 5, "the process's calls: {lines:?}\n{err}");
+    assert!(
+        err.contains(&format!("trace: process {pid} runs {} of another mount namespace", bin.display())),
+        "{err}"
+    );
+}
+
+/// The program file of a running process deleted (or replaced by a new build,
+/// which unlinks the old one): /proc/PID/exe still leads to the file it runs.
+#[test]
+fn a_process_whose_program_file_was_deleted() {
+    let bin = build_prog("lifecycle", &[]);
+    let dir = bin.parent().unwrap();
+    let target = KillOnDrop(Command::new(&bin).args(["tick", "100000"]).spawn().unwrap());
+    let pid = target.id();
+    wait_for_exec(pid, &bin);
+    std::fs::remove_file(&bin).unwrap();
+    let (tracer, out) = spawn_trace(&["-p", &pid.to_string(), "-u", "lc_step"], dir);
+    std::thread::sleep(Duration::from_millis(1500));
+    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
+    let o = finish(tracer, out);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let lines = stdout_lines(&o);
+    assert!(lines.iter().filter(|l| *l == "> lc_step").count() >= 5, "the process's calls: {lines:?}\n{err}");
+    assert!(err.contains("the file was deleted or replaced since it started"), "{err}");
+}
+
+/// Waits until process `pid` runs `bin` (its /proc/PID/exe names it).
+fn wait_for_exec(pid: u32, bin: &std::path::Path) {
+    let start = std::time::Instant::now();
+    while std::fs::read_link(format!("/proc/{pid}/exe")).ok().as_deref() != Some(bin) {
+        assert!(start.elapsed() < Duration::from_secs(10), "process {pid} never ran {}", bin.display());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

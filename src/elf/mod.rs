@@ -31,6 +31,20 @@ pub use ldcache::{is_x86_64_libc6, ld_cache_lookup, parse_ld_cache, LD_SO_CACHE}
 pub use library::{find_library, parse_proc_maps, resolve_library_function};
 pub use parse::ElfFile;
 
+use std::path::{Path, PathBuf};
+
+/// The path a uprobe on `file` is given: absolute, with every symbolic link
+/// resolved, except under /proc (`/proc/PID/exe`, `/proc/PID/root/...`, as
+/// `-p` names a process's file in another mount namespace): those are magic
+/// links the kernel follows into the process's namespace, where resolving them
+/// here would give a path read in trace's own, naming another file or none.
+pub fn uprobe_path(file: &Path) -> PathBuf {
+    if file.starts_with("/proc") {
+        return file.to_path_buf();
+    }
+    std::fs::canonicalize(file).unwrap_or_else(|_| file.to_path_buf())
+}
+
 /// What a function symbol is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SymKind {

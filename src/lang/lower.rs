@@ -382,7 +382,7 @@ fn user_points(
             )
         })?,
     };
-    let canon = std::fs::canonicalize(file.path()).unwrap_or_else(|_| file.path().to_path_buf());
+    let canon = elf::uprobe_path(file.path());
     let symbols = if is_glob(&func.text) {
         let mut all = if file.is_shared_library() { file.functions() } else { file.program_functions() };
         all.retain(|s| glob_match(&func.text, &s.name));

@@ -40,7 +40,8 @@ pub(super) struct Tracing<'a> {
     /// The command's binary, to name it if its exec fails.
     pub(super) binary: Option<&'a std::path::Path>,
     pub(super) target: &'a Option<Target>,
-    pub(super) pid: Option<u32>,
+    /// The process of `-p`, watched since its pid was known (see [`pidfd_open`]).
+    pub(super) pidfd: Option<&'a OwnedFd>,
     pub(super) follow: bool,
 }
 
@@ -89,16 +90,12 @@ impl Tracing<'_> {
     /// Reads and prints until the command ends, the process exits, Ctrl-C, or
     /// the output says stop (a script's `exit()`).
     pub(super) fn until_done<S: Sink>(&mut self, sink: &mut S) -> Result<Summary, Error> {
-        let pidfd = match (self.target, self.pid) {
-            (Some(Target::Pid(_)), Some(p)) => pidfd_open(p),
-            _ => None,
-        };
         let summary = event_loop(
             self.live,
             sink,
             self.signals,
             self.child.as_mut(),
-            pidfd.as_ref(),
+            self.pidfd,
             self.target,
             self.follow,
         );
@@ -180,11 +177,27 @@ pub(super) fn wait_forwarding(child: &mut HeldChild, signals: &Signals) -> Optio
     }
 }
 
-pub(super) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+/// A descriptor of process `pid` that polls readable once it has exited, opened
+/// as soon as `-p` names it: it stays bound to that process, so an exit at any
+/// later moment (while the probes attach, before the event loop polls) is seen,
+/// and so is nothing else if the pid is reused. (Opened only once the probes
+/// were attached, a process that exited and was reaped meanwhile made
+/// pidfd_open fail, and trace waited for ever.) `Ok(None)` on kernels before
+/// 5.3, which have no pidfd_open: the trace then ends with Ctrl-C.
+pub(super) fn pidfd_open(pid: u32) -> Result<Option<OwnedFd>, Error> {
     // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        let err = io::Error::last_os_error();
+        return match err.raw_os_error() {
+            Some(libc::ESRCH) => Err(Error::Process(format!(
+                "no process with pid {pid} (it has exited); `pgrep NAME` finds pids"
+            ))),
+            _ => Ok(None),
+        };
+    }
     // SAFETY: a non-negative return is a new descriptor nobody else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    Ok(Some(unsafe { OwnedFd::from_raw_fd(fd as i32) }))
 }
 
 /// Records from per-CPU perf rings wait this long before printing, so a slower

@@ -152,7 +152,7 @@ pub fn run(cfg: &Config) -> Result<i32, Error> {
         child: &mut child,
         binary: found.binary.as_deref(),
         target: &cfg.target,
-        pid,
+        pidfd: found.pidfd.as_ref(),
         follow: cfg.follow,
     };
     let summary = match show {
@@ -179,6 +179,8 @@ struct Found {
     binary: Option<PathBuf>,
     elf: Option<ElfFile>,
     pid: Option<u32>,
+    /// For `-p`: the process, watched from now on (see [`pidfd_open`]).
+    pidfd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Found {
@@ -190,8 +192,12 @@ impl Found {
             }
             None => (None, None),
         };
+        let pidfd = match (target, pid) {
+            (Some(Target::Pid(_)), Some(p)) => pidfd_open(p)?,
+            _ => None,
+        };
         let elf = binary.as_deref().map(ElfFile::open).transpose().map_err(Error::Elf)?;
-        Ok(Found { binary, elf, pid })
+        Ok(Found { binary, elf, pid, pidfd })
     }
 }
 

@@ -85,7 +85,46 @@ pub(super) fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), 
                     "trace: {pid} is a thread of process {tgid}: tracing the process (all its threads)"
                 );
             }
-            Ok((exe, Some(tgid)))
+            // The link's text is the path in the process's own mount namespace
+            // (a container's), or the name of a file since deleted or replaced:
+            // read in ours, it may name another file, whose functions would be
+            // probed while the process runs its own, and nothing would show.
+            // A path that resolves to the file the process runs (same device
+            // and inode as the magic link /proc/PID/exe) is kept: in ours, else
+            // through the process's root (/proc/PID/root/...), else the magic
+            // link itself. The kernel resolves either for the uprobe (it
+            // follows the links), and the ELF is read through it.
+            let same_file = |p: &std::path::Path| {
+                use std::os::unix::fs::MetadataExt;
+                let magic = std::fs::metadata(format!("/proc/{tgid}/exe"));
+                match (std::fs::metadata(p), magic) {
+                    (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+                    _ => false,
+                }
+            };
+            if same_file(&exe) {
+                return Ok((exe, Some(tgid)));
+            }
+            let magic = PathBuf::from(format!("/proc/{tgid}/exe"));
+            if exe.to_string_lossy().ends_with(" (deleted)") {
+                crate::tell!(
+                    "trace: process {tgid} runs {}: the file was deleted or replaced since it started; \
+                     tracing the one it runs, {}",
+                    exe.display(),
+                    magic.display()
+                );
+                return Ok((magic, Some(tgid)));
+            }
+            let inside =
+                PathBuf::from(format!("/proc/{tgid}/root")).join(exe.strip_prefix("/").unwrap_or(&exe));
+            let path = if same_file(&inside) { inside } else { magic };
+            crate::tell!(
+                "trace: process {tgid} runs {} of another mount namespace (a container's?), not the \
+                 file of that name here: tracing {}",
+                exe.display(),
+                path.display()
+            );
+            Ok((path, Some(tgid)))
         }
         Target::Watch(path) => {
             if !path.is_file() {
