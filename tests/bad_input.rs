@@ -91,6 +91,25 @@ fn processes_that_cannot_be_traced() {
     let d = workbench();
     refused(&d, &["-p", "999999999"], 6, &["no process with pid 999999999", "pgrep"]);
     refused(&d, &["-p", "2"], 6, &["process 2 is a kernel thread"]);
+    // A zombie: `sleep 0.1` ends, and its parent (sh, become `sleep 10`) never
+    // collects it. It was called a kernel thread.
+    let parent = KillOnDrop(Command::new("sh").args(["-c", "sleep 0.1 & exec sleep 10"]).spawn().unwrap());
+    let children = format!("/proc/{0}/task/{0}/children", parent.id());
+    let start = std::time::Instant::now();
+    let zombie = loop {
+        let kids = std::fs::read_to_string(&children).unwrap_or_default();
+        let zombie = kids.split_whitespace().find(|k| {
+            let stat = std::fs::read_to_string(format!("/proc/{k}/stat")).unwrap_or_default();
+            stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z'))
+        });
+        if let Some(z) = zombie {
+            break z.to_string();
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "no zombie appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let msg = format!("process {zombie} has exited (a zombie");
+    refused(&d, &["-p", &zombie], 6, &[&msg]);
 }
 
 #[test]

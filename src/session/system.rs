@@ -62,21 +62,7 @@ pub(super) fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), 
             Ok((crate::process::find_program(cmd).map_err(Error::Spawn)?, None))
         }
         Target::Pid(pid) => {
-            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| {
-                let is_process = std::path::Path::new(&format!("/proc/{pid}/status")).exists();
-                if is_process && e.kind() == io::ErrorKind::NotFound {
-                    Error::Process(format!(
-                        "process {pid} is a kernel thread: it runs no program in user space; trace a \
-                         user process, or kernel functions with -k"
-                    ))
-                } else if e.kind() == io::ErrorKind::NotFound {
-                    Error::Process(format!(
-                        "no process with pid {pid} (it may have exited); `pgrep NAME` finds pids"
-                    ))
-                } else {
-                    Error::Io(format!("cannot inspect process {pid} (/proc/{pid}/exe)"), e)
-                }
-            })?;
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).map_err(|e| no_program(*pid, e))?;
             // A thread's id names the process it belongs to: /proc has it too,
             // but a uprobe link and the `tgids` filter take the process id.
             let tgid = process_of(*pid).unwrap_or(*pid);
@@ -135,6 +121,33 @@ pub(super) fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), 
             }
             Ok((path.clone(), None))
         }
+    }
+}
+
+/// Why process `pid` has no program to trace: /proc/PID/exe could not be read
+/// (`err`). A zombie (it has exited; its parent has not collected it) and a
+/// kernel thread both have no exe; /proc/PID/status tells them apart.
+fn no_program(pid: u32, err: io::Error) -> Error {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok();
+    let field = |name: &str| {
+        status.as_deref().and_then(|s| s.lines().find_map(|l| l.strip_prefix(name)).map(str::trim))
+    };
+    match (err.kind(), field("State:"), field("Kthread:")) {
+        (_, None, _) => {
+            Error::Process(format!("no process with pid {pid} (it may have exited); `pgrep NAME` finds pids"))
+        }
+        (_, Some(state), _) if state.starts_with('Z') => Error::Process(format!(
+            "process {pid} has exited (a zombie: its parent has not collected its status yet), so \
+             nothing runs there to trace"
+        )),
+        (io::ErrorKind::NotFound, _, Some("1") | None) => Error::Process(format!(
+            "process {pid} is a kernel thread: it runs no program in user space; trace a user process, \
+             or kernel functions with -k"
+        )),
+        _ => Error::Process(format!(
+            "cannot see which program process {pid} runs (/proc/{pid}/exe: {err}); is /proc mounted \
+             with hidepid, or is trace in another PID namespace? Trace it by its program with --watch"
+        )),
     }
 }
 
