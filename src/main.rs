@@ -341,7 +341,12 @@ fn main() -> ExitCode {
             (Some(target), Job::Flags { request, output })
         }
     };
-    if let Err(msg) = trace::privileges::check() {
+    let scope = match &target {
+        Some(Target::Command(_)) => trace::privileges::Scope::Command,
+        Some(Target::Pid(pid)) => trace::privileges::Scope::Pid(*pid),
+        Some(Target::Watch(_)) | None => trace::privileges::Scope::Others,
+    };
+    if let Err(msg) = trace::privileges::check().and_then(|()| trace::privileges::check_scope(scope)) {
         tell!("trace: {msg}");
         return ExitCode::from(77);
     }

@@ -1,4 +1,12 @@
 //! Can we trace at all? Root, or CAP_BPF with CAP_PERFMON (or CAP_SYS_ADMIN).
+//!
+//! Those capabilities trace any process of the machine: a user who runs trace
+//! with them (file capabilities, `setcap`), not as root, could read another
+//! user's data through a uprobe on a library function. So trace does not
+//! advise them, and a user who is not root may then trace only what they could
+//! ptrace themselves: a command trace starts as them, or `-p` of their own
+//! process; not `--watch` (every process running a program) and not a script
+//! without a process (the whole system).
 
 /// Capability numbers from include/uapi/linux/capability.h.
 const CAP_SYS_ADMIN: u32 = 21;
@@ -22,9 +30,52 @@ pub fn check() -> Result<(), String> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     match effective_caps(&status) {
         Some(caps) if caps_allow_tracing(caps) => Ok(()),
-        _ => Err("tracing needs root: run it again with sudo (`sudo trace ...`), or give the binary \
-                  CAP_BPF and CAP_PERFMON (`sudo setcap cap_bpf,cap_perfmon+ep trace`)"
-            .to_string()),
+        _ => Err("tracing needs root: run it again with sudo (`sudo trace ...`)".to_string()),
+    }
+}
+
+/// What a session will trace, for [`check_scope`].
+pub enum Scope {
+    /// A command trace starts itself, as the user who runs trace.
+    Command,
+    /// A running process.
+    Pid(u32),
+    /// Processes that are not named: `--watch`, or a script with neither `-c`
+    /// nor `-p` (the whole system).
+    Others,
+}
+
+/// For a user who is not root but has the capabilities (see the module's
+/// text): Ok only for what that user could trace with ptrace.
+pub fn check_scope(scope: Scope) -> Result<(), String> {
+    let uid = nix::unistd::getuid().as_raw();
+    if uid == 0 {
+        return Ok(());
+    }
+    let refuse = |what: &str| {
+        Err(format!(
+            "{what}: trace has tracing capabilities but runs as uid {uid}, not root, and would see \
+             other users' processes; as yourself, trace a command (`trace ./prog`) or -p of your own \
+             process, or use sudo"
+        ))
+    };
+    match scope {
+        Scope::Command => Ok(()),
+        Scope::Pid(pid) => {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+            // Uid: real, effective, saved, fs: all must be the user's, as ptrace asks.
+            let uids: Vec<u32> = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|l| l.split_whitespace().filter_map(|u| u.parse().ok()).collect())
+                .unwrap_or_default();
+            if !uids.is_empty() && uids.iter().all(|&u| u == uid) {
+                Ok(())
+            } else {
+                refuse(&format!("process {pid} is not yours"))
+            }
+        }
+        Scope::Others => refuse("--watch and scripts without -c or -p trace every process"),
     }
 }
 

@@ -51,3 +51,32 @@ fn without_privileges_trace_says_to_use_sudo() {
     assert!(err.contains("tracing needs root: run it again with sudo"), "{err}");
     assert!(!dir.join("output.txt").exists(), "nothing ran");
 }
+
+/// With CAP_BPF and CAP_PERFMON but not root (file capabilities, `setcap`),
+/// trace could read any user's processes: it traces only what the user could
+/// ptrace, a command it starts or the user's own process, and refuses the
+/// rest (exit 77). setpriv gives the capabilities as ambient ones to nobody.
+#[test]
+fn capabilities_without_root_trace_only_what_the_user_owns() {
+    let bin = build_prog("lifecycle", &[]);
+    let dir = bin.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .args(["--inh-caps=+bpf,+perfmon", "--ambient-caps=+bpf,+perfmon", TRACE])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap()
+    };
+    for args in [&["-p", "1", "-u", "main"][..], &["--watch", "./lifecycle"], &["-e", "BEGIN { exit(); }"]] {
+        let out = as_nobody(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(77), "{args:?}: {err}");
+        assert!(err.contains("runs as uid 65534, not root"), "{args:?}: {err}");
+    }
+    let out = as_nobody(&["-u", "lc_step", "./lifecycle", "many", "3"]);
+    assert!(out.status.success(), "its own command: {}", stderr(&out));
+    assert_eq!(stdout_lines(&out).len(), 8, "lc_step(1) and 3 more, entry and return");
+}
