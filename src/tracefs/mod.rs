@@ -133,8 +133,19 @@ impl Tracefs {
     /// other tracers do; [`Tracefs::mounted_by_us`] tells whether we made it.
     pub fn open() -> Result<Tracefs, TracefsError> {
         let mounts = std::fs::read_to_string(PROC_MOUNTS).unwrap_or_default();
-        if let Some(root) = mount_candidates(&mounts).into_iter().find(|p| p.join("events").is_dir()) {
-            return Ok(Tracefs { root, mounted_by_us: false });
+        let candidates = mount_candidates(&mounts);
+        if let Some(root) = candidates.iter().find(|p| p.join("events").is_dir()) {
+            return Ok(Tracefs { root: root.clone(), mounted_by_us: false });
+        }
+        // Mounted, but closed to us (mode 0700, and we are not root): say so,
+        // not "not mounted".
+        for root in &candidates {
+            let events = root.join("events");
+            if let Err(err) = std::fs::metadata(&events) {
+                if err.kind() == io::ErrorKind::PermissionDenied {
+                    return Err(TracefsError::Io { path: events, err });
+                }
+            }
         }
         let target = Path::new(DEFAULT_MOUNT);
         mount_tracefs(target).map_err(|errno| TracefsError::Mount { target: target.into(), errno })?;
