@@ -81,7 +81,7 @@ fn capabilities_without_root_trace_only_what_the_user_owns() {
     assert_eq!(stdout_lines(&out).len(), 8, "lc_step(1) and 3 more, entry and return");
     // tracefs, mounted (trace as root mounts it) but root's only (mode 0700):
     // said so, not "not mounted".
-    assert!(trace(&["-l", "syscalls:sys_enter_openat"], dir).status.success());
+    assert!(trace(&["-l", "syscalls:openat"], dir).status.success());
     let out = as_nobody(&["-s", "openat", "./lifecycle", "many", "3"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(4), "{err}");
