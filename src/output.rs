@@ -119,7 +119,6 @@ pub struct Formatter<W: Write> {
     opts: OutputOpts,
     threads: HashMap<u32, Thread, BuildHasherDefault<TidHasher>>,
     queue: VecDeque<Line>,
-    many_threads: bool,
     /// Texts of lines already written, reused for new lines: no allocation per line.
     spare_lines: Vec<String>,
     /// Call stacks of threads that went idle, reused for threads that start a call.
@@ -136,7 +135,6 @@ impl<W: Write> Formatter<W> {
             opts,
             threads: HashMap::default(),
             queue: VecDeque::new(),
-            many_threads: opts.show_tid,
             spare_lines: Vec::new(),
             spare_calls: Vec::new(),
         }
@@ -148,14 +146,12 @@ impl<W: Write> Formatter<W> {
             return Ok(()); // a stray id
         };
         let (ret, pair) = (probe.ret, probe.pair);
-        // Say which thread once two are traced at the same time: another thread
-        // has a call in progress. Processes that run one after another (--watch)
-        // need no prefix.
-        if !self.many_threads {
-            self.many_threads = self.threads.iter().any(|(&tid, t)| tid != r.tid && !t.calls.is_empty());
-        }
+        // One rule for who made a line: a process's main thread (tid = pid)
+        // is the program itself and goes bare, as in the lab's output; any other
+        // thread says its id on every line, from its first; with -f every line
+        // does (processes of a family interleave).
         let mut text = self.spare_lines.pop().unwrap_or_default();
-        if self.many_threads {
+        if self.opts.show_tid || r.tid != r.tgid {
             let _ = write!(text, "[{}] ", r.tid);
         }
         if ret && r.flags.contains(Flags::STR_RETRY) {
@@ -448,16 +444,29 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_threads_other_than_the_main_one_say_their_id_from_the_first() {
+        let rec = |probe, tid| Record { probe, tid, tgid: 7, ..Record::default() };
+        // The worker's call comes first, then the main thread's, then they overlap.
+        let got = lines(
+            probes(Kind::ProgFunc, "f"),
+            &[rec(0, 8), rec(1, 8), rec(0, 7), rec(0, 8), rec(1, 8), rec(1, 7)],
+        );
+        // Each thread nests on its own: the worker is at depth 0 inside main.
+        assert_eq!(got, "[8] > f\n[8] < f\n> f\n[8] > f\n[8] < f\n< f\n");
+    }
+
+    #[test]
     fn names_from_the_traced_world_are_escaped() {
         let entry = Record {
             tid: 7,
+            tgid: 7,
             flags: Flags::STR_PRESENT,
             str_ret: 20,
             comm: record::comm_bytes("cm\x1b[2Jd\n"),
             string: Some(b"a\x1b]0;t\x07\n.. exit open\xff".to_vec()),
             ..Record::default()
         };
-        let exit = Record { probe: 1, tid: 7, ..Record::default() };
+        let exit = Record { probe: 1, tid: 7, tgid: 7, ..Record::default() };
         assert_eq!(
             lines(probes(Kind::LibFunc, "op\x1ben"), &[entry.clone(), exit.clone()]),
             ".. enter op\\33en(a\\33]0;t\\7\\n.. exit open\\377)\n.. exit op\\33en\n"
@@ -473,12 +482,13 @@ mod tests {
     fn a_string_that_filled_the_buffer_ends_with_dots() {
         let name = |n: usize| Record {
             tid: 7,
+            tgid: 7,
             flags: Flags::STR_PRESENT,
             str_ret: n as i32 + 1,
             string: Some(vec![b'x'; n]),
             ..Record::default()
         };
-        let exit = Record { probe: 1, tid: 7, ..Record::default() };
+        let exit = Record { probe: 1, tid: 7, tgid: 7, ..Record::default() };
         let shown = |n: usize| {
             let out = lines(probes(Kind::LibFunc, "open"), &[name(n), exit.clone()]);
             out.lines().next().unwrap().to_string()
@@ -487,8 +497,14 @@ mod tests {
         assert_eq!(shown(record::STR_SHOWN), format!(".. enter open({})", x(record::STR_SHOWN)));
         assert_eq!(shown(record::STR_LEN - 1), format!(".. enter open({}...)", x(record::STR_SHOWN)));
         // Read again at return (its page was not in memory at entry): the same.
-        let fault =
-            Record { tid: 7, flags: Flags::STR_FAULT, str_ptr: 0x1000, str_ret: -14, ..Record::default() };
+        let fault = Record {
+            tid: 7,
+            tgid: 7,
+            flags: Flags::STR_FAULT,
+            str_ptr: 0x1000,
+            str_ret: -14,
+            ..Record::default()
+        };
         let retry = Record { flags: Flags::STR_RETRY, ..name(record::STR_LEN - 1) };
         let out = lines(probes(Kind::LibFunc, "open"), &[fault, Record { probe: 1, ..retry }]);
         assert_eq!(out.lines().next().unwrap(), format!(".. enter open({}...)", x(record::STR_SHOWN)));

@@ -62,7 +62,9 @@ fn a_threads_id_traces_its_process() {
     assert_ne!(tid, pid, "the ticking thread is not the main thread");
     let (tracer, mut out) = spawn_trace(&["-p", &tid, "-u", "tick"], bin.parent().unwrap());
     let lines = read_lines(&mut out, 6);
-    let first = lines.windows(2).position(|w| w == ["> tick", "< tick"]).expect("a whole call");
+    // The ticking thread is not the main one: its lines say its id.
+    let (enter, exit) = (format!("[{tid}] > tick"), format!("[{tid}] < tick"));
+    let first = lines.windows(2).position(|w| w[0] == enter && w[1] == exit).expect("a whole call");
     assert!(first <= 2, "at most the first call is partial: {lines:?}");
     send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
     let o = finish(tracer, out);
