@@ -296,7 +296,7 @@ const STOPS: [(i32, &str); 3] =
 /// that a signal sent at once reaches trace, not `env` (which, in a background
 /// job, still ignores SIGINT).
 fn spawn_with(args: &[&str], envs: &[(&str, &str)], dir: &Path) -> KillOnDrop {
-    let child = KillOnDrop(
+    let mut child = KillOnDrop(
         trace_command()
             .args(args)
             .envs(envs.iter().copied())
@@ -310,6 +310,10 @@ fn spawn_with(args: &[&str], envs: &[(&str, &str)], dir: &Path) -> KillOnDrop {
     let trace = std::fs::canonicalize(TRACE).unwrap();
     let start = Instant::now();
     while std::fs::read_link(&exe).ok().as_ref() != Some(&trace) {
+        // A trace that ended at once (a refusal) is a zombie: no exe to see.
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
         assert!(start.elapsed() < Duration::from_secs(10), "env never became trace");
         std::thread::sleep(Duration::from_micros(200));
     }

@@ -196,7 +196,14 @@ impl Found {
             (Some(Target::Pid(_)), Some(p)) => pidfd_open(p)?,
             _ => None,
         };
-        let elf = binary.as_deref().map(ElfFile::open).transpose().map_err(Error::Elf)?;
+        let elf = binary.as_deref().map(ElfFile::open).transpose().map_err(|e| match pid {
+            // The process exited between finding its program and reading it
+            // (through /proc/PID/...): said as when it is missing from the start.
+            Some(p) if !std::path::Path::new(&format!("/proc/{p}/exe")).exists() => {
+                Error::Process(format!("no process with pid {p} (it has exited); `pgrep NAME` finds pids"))
+            }
+            _ => Error::Elf(e),
+        })?;
         Ok(Found { binary, elf, pid, pidfd })
     }
 }

@@ -80,13 +80,12 @@ pub(super) fn resolve_target(target: &Target) -> Result<(PathBuf, Option<u32>), 
             // through the process's root (/proc/PID/root/...), else the magic
             // link itself. The kernel resolves either for the uprobe (it
             // follows the links), and the ELF is read through it.
+            use std::os::unix::fs::MetadataExt;
+            // The file the process runs; an error when the process has gone
+            // meanwhile (it may exit at any moment).
+            let running = std::fs::metadata(format!("/proc/{tgid}/exe")).map_err(|e| no_program(tgid, e))?;
             let same_file = |p: &std::path::Path| {
-                use std::os::unix::fs::MetadataExt;
-                let magic = std::fs::metadata(format!("/proc/{tgid}/exe"));
-                match (std::fs::metadata(p), magic) {
-                    (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
-                    _ => false,
-                }
+                std::fs::metadata(p).is_ok_and(|a| (a.dev(), a.ino()) == (running.dev(), running.ino()))
             };
             if same_file(&exe) {
                 return Ok((exe, Some(tgid)));
