@@ -64,7 +64,10 @@ fn a_threads_id_traces_its_process() {
     let lines = read_lines(&mut out, 6);
     // The ticking thread is not the main one: its lines say its id.
     let (enter, exit) = (format!("[{tid}] > tick"), format!("[{tid}] < tick"));
-    let first = lines.windows(2).position(|w| w[0] == enter && w[1] == exit).expect("a whole call");
+    let first = lines
+        .windows(2)
+        .position(|w| w[0] == enter && w[1] == exit)
+        .unwrap_or_else(|| panic!("no whole call in {lines:?}"));
     assert!(first <= 2, "at most the first call is partial: {lines:?}");
     send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
     let o = finish(tracer, out);
