@@ -11,11 +11,15 @@ fn check_lab_run(binary: &str, tag: &str) {
 /// `trace BINARY` in `dir` prints the lab's output, line for line, and file-io did
 /// its work there. `what` names the build in failure messages.
 fn assert_lab_run(dir: &std::path::Path, binary: &str, what: &str) {
-    let out = trace(&[binary], dir);
-    let err = stderr(&out);
+    assert_lab_output(&trace(&[binary], dir), dir, what);
+}
+
+/// `out` is the lab's output of a `trace ./file-io` run in `dir`.
+fn assert_lab_output(out: &std::process::Output, dir: &std::path::Path, what: &str) {
+    let err = stderr(out);
     assert!(out.status.success(), "{what} failed: {err}");
     let kprobes = has_kprobes();
-    assert_lines(&stdout_lines(&out), &lab_expected(kprobes), what);
+    assert_lines(&stdout_lines(out), &lab_expected(kprobes), what);
     let attaching: Vec<&str> = err.lines().filter(|l| l.starts_with("Attaching")).collect();
     if kprobes {
         assert_eq!(attaching, ["Attaching 14 probes..."], "{what}: stderr: {err}");
@@ -62,6 +66,46 @@ fn lab_trace_of_pie_file_io() {
 #[test]
 fn lab_trace_of_static_file_io() {
     check_lab_run("./file-io-static", "lab-static");
+}
+
+/// The static file-io where no C library is installed (a minimal VM or
+/// initramfs, a container, a musl distribution): a root holding nothing but
+/// the static trace and file-io-static, with /proc, /sys and tracefs. Which
+/// functions are the program's is read from the program, not from the
+/// machine's libc.so.6 (there is none): the lab's probes, not the C library's
+/// hundreds (`-l` listed 144 functions here before).
+#[test]
+fn lab_trace_of_static_file_io_where_no_c_library_is_installed() {
+    let dir = build_file_io("lab-no-libc");
+    let root = dir.join("root");
+    for d in ["proc", "sys"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::copy(TRACE, root.join("trace")).unwrap();
+    std::fs::copy(dir.join("file-io-static"), root.join("file-io-static")).unwrap();
+    // In a mount namespace of its own, so that the mounts go with it.
+    let in_root = |args: &str| {
+        let script = format!(
+            "mount -t proc proc proc && mount -t sysfs sysfs sys && \
+             mount -t tracefs tracefs sys/kernel/tracing && exec chroot . {args}"
+        );
+        std::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", &script])
+            .current_dir(&root)
+            .output()
+            .expect("unshare runs")
+    };
+    let listed = in_root("/trace -l /file-io-static");
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    assert_eq!(
+        stdout_lines(&listed),
+        ["/file-io-static:native", "/file-io-static:with_asm", "/file-io-static:with_syscall"]
+    );
+    assert_lab_output(
+        &in_root("/trace /file-io-static"),
+        &root,
+        "trace /file-io-static in a root without libc",
+    );
 }
 
 #[test]

@@ -16,6 +16,7 @@
 //! - [`resolve_library_function`]: which library of a program defines a function.
 //! - [`ld_cache_lookup`], [`parse_ld_cache`]: `/etc/ld.so.cache`.
 
+mod dwarf;
 mod error;
 mod ldcache;
 mod library;

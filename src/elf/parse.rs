@@ -117,6 +117,7 @@ pub(super) struct Segment {
 pub(super) struct Section {
     pub name: String,
     pub sh_type: u32,
+    pub flags: u64,
     pub addr: u64,
     pub offset: u64,
     pub size: u64,
@@ -474,6 +475,7 @@ impl<'a> Parser<'a> {
             .map(|sh| Section {
                 name: names.and_then(|n| cstr(n, sh.sh_name)).unwrap_or_default(),
                 sh_type: sh.sh_type,
+                flags: sh.sh_flags,
                 addr: sh.sh_addr,
                 offset: sh.sh_offset,
                 size: sh.sh_size,

@@ -598,6 +598,98 @@ fn program_functions_are_the_programs_own() {
     }
 }
 
+/// Builds `src` (C source) with gcc and `flags` into the fixture directory
+/// (with libm, which the fixture uses).
+fn build(name: &str, src: &str, flags: &[&str]) -> PathBuf {
+    let c = scratch(&format!("{name}.c"), src.as_bytes());
+    let out = fixtures().dir.join(name);
+    let result =
+        Command::new("gcc").args(flags).arg("-o").arg(&out).arg(&c).arg("-lm").output().expect("run gcc");
+    assert!(result.status.success(), "gcc {flags:?}: {}", String::from_utf8_lossy(&result.stderr));
+    out
+}
+
+fn names(syms: &[Symbol]) -> Vec<&str> {
+    syms.iter().map(|s| s.name.as_str()).collect()
+}
+
+/// Static programs: the program's functions are told from the program itself,
+/// through its DWARF compile units when built with -g (DWARF 5 and 4, and
+/// static-pie), through the link order otherwise (the fixtures above, and -gz:
+/// compressed debug sections are not read). The C library of the machine is
+/// never consulted: see also tests/lab.rs, which runs trace where there is none.
+#[test]
+fn static_programs_own_functions_come_from_the_program() {
+    let src = std::fs::read_to_string(FIXTURE).unwrap();
+    let cases: [(&str, &[&str], bool); 5] = [
+        ("g5-static", &["-O2", "-g", "-static"], true),
+        ("g4-static", &["-O2", "-gdwarf-4", "-static"], true),
+        ("g5-static-pie", &["-O2", "-g", "-static-pie"], true),
+        ("g0-static", &["-O0", "-g", "-static"], true),
+        ("gz-static", &["-O2", "-g", "-gz", "-static"], false),
+    ];
+    for (name, flags, dwarf) in cases {
+        let file = build(name, &src, flags);
+        let elf = open(&file);
+        assert_eq!(elf.own_compile_units().is_some(), dwarf, "{name}");
+        assert_eq!(names(&elf.program_functions()), own_in_address_order(&oracle(&file)), "{name}");
+    }
+    for file in [&fixtures().static_, &fixtures().static_pie] {
+        assert!(open(file).own_compile_units().is_none(), "{}", file.display());
+    }
+}
+
+/// A program's own `static` function: with -g its compile unit shows it is the
+/// program's, as in a dynamic build; without, only global functions count, and
+/// those placed after it still do.
+#[test]
+fn static_functions_of_static_programs() {
+    let src = "static __attribute__((noinline)) int helper(int x) { return x * 3; }\n\
+               __attribute__((noinline)) int after(int x) { return helper(x) + 1; }\n\
+               int main(int c, char **v) { (void)v; return after(c); }\n";
+    let g = open(&build("local-g", src, &["-O0", "-g", "-static"]));
+    assert_eq!(names(&g.program_functions()), ["helper", "after"]);
+    let plain = open(&build("local", src, &["-O0", "-static"]));
+    assert_eq!(names(&plain.program_functions()), ["after"]);
+}
+
+/// A C library built with debug information, as Rust's musl target ships
+/// one: its compile units (compiled in its own build directory, with
+/// `__libc_start_main`'s) are left out. Skipped where that libc.a is missing.
+#[test]
+fn a_c_library_with_debug_information_is_left_out() {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let Some(musl) = std::fs::read_dir(Path::new(&home).join(".rustup/toolchains")).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path().join("lib/rustlib/x86_64-unknown-linux-musl/lib/self-contained"))
+            .find(|p| p.join("libc.a").is_file())
+    }) else {
+        eprintln!("skipped: no musl libc.a of a Rust toolchain");
+        return;
+    };
+    let obj = fixtures().dir.join("musl-prog.o");
+    let c = Command::new("gcc").args(["-O2", "-g", "-c", "-o"]).arg(&obj).arg(FIXTURE).output().unwrap();
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let out = fixtures().dir.join("musl-static");
+    let crt = |f: &str| musl.join(f);
+    let libgcc = Command::new("gcc").arg("-print-libgcc-file-name").output().unwrap();
+    let libgcc = String::from_utf8_lossy(&libgcc.stdout).trim().to_string();
+    let l = Command::new("gcc")
+        .args(["-static", "-nostdlib", "-o"])
+        .arg(&out)
+        .args([crt("crt1.o"), crt("crti.o"), crt("crtbegin.o"), obj.clone(), crt("libc.a")])
+        .arg(&libgcc)
+        .args([crt("crtend.o"), crt("crtn.o")])
+        .output()
+        .unwrap();
+    assert!(l.status.success(), "{}", String::from_utf8_lossy(&l.stderr));
+    let elf = open(&out);
+    assert!(elf.own_compile_units().is_some());
+    let all = readelf(&["--debug-dump=info"], &out);
+    assert!(all.matches("DW_TAG_compile_unit").count() > 10, "the C library has compile units of its own");
+    assert_eq!(names(&elf.program_functions()), own_in_address_order(&oracle(&out)));
+}
+
 #[test]
 fn static_builds_really_contain_the_c_library() {
     // Guards the previous test: the static symbol tables hold thousands of libc
@@ -988,6 +1080,34 @@ fn corrupted_files_never_panic() {
     }
     // Both paths were exercised.
     assert!(opened > 20 && refused > 20, "opened {opened}, refused {refused}");
+}
+
+/// Debug information is read from untrusted files too: bytes changed
+/// anywhere in it (DWARF 5 and 4) give some list of functions, never a panic.
+#[test]
+fn corrupted_debug_information_never_panics() {
+    let src = std::fs::read_to_string(FIXTURE).unwrap();
+    let mut rng = XorShift(0x9e3779b97f4a7c15);
+    for (name, flags) in [("dbg5", &["-O2", "-g", "-static"]), ("dbg4", &["-O2", "-gdwarf-4", "-static"])] {
+        let file = build(name, &src, flags);
+        let good = std::fs::read(&file).unwrap();
+        let debug: Vec<(usize, usize)> = oracle(&file)
+            .sections
+            .iter()
+            .filter(|s| s.name.starts_with(".debug_") && s.size > 0)
+            .map(|s| (s.off as usize, (s.off + s.size) as usize))
+            .collect();
+        assert!(debug.len() >= 4, "{name}: {debug:?}");
+        for _ in 0..150 {
+            let mut b = good.clone();
+            for _ in 0..1 + rng.next() % 8 {
+                let (lo, hi) = debug[(rng.next() as usize) % debug.len()];
+                b[lo + (rng.next() as usize) % (hi - lo)] = rng.next() as u8;
+            }
+            let elf = ElfFile::from_bytes(&file, b).expect("only debug sections changed");
+            let _ = elf.program_functions();
+        }
+    }
 }
 
 /// A small deterministic PRNG (xorshift64).
