@@ -173,19 +173,25 @@ fn files_that_are_no_programs() {
     }
 }
 
+/// trace with `args`, run by sh under `ulimit LIMIT` (`-n 16`, `-v 5000`).
+fn under_ulimit(dir: &Path, limit: &str, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
+        .arg(TRACE)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 /// Out of file descriptors (`ulimit -n 16`): said so, with the way out, never
 /// called a verifier rejection and a bug in trace (exit 70).
 #[test]
 fn out_of_file_descriptors() {
     let d = workbench();
     for limit in [10, 14, 16] {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -n {limit} && exec \"$0\" ./file-io"))
-            .arg(TRACE)
-            .current_dir(&d)
-            .output()
-            .unwrap();
+        let out = under_ulimit(&d, &format!("-n {limit}"), &["./file-io"]);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(5), "ulimit -n {limit}: {err}");
         assert!(
@@ -203,13 +209,7 @@ fn out_of_file_descriptors() {
 fn a_library_that_cannot_be_opened_is_named() {
     let d = workbench();
     for limit in [4000, 5000, 6000] {
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -v {limit} && exec \"$0\" -L open ./file-io"))
-            .arg(TRACE)
-            .current_dir(&d)
-            .output()
-            .unwrap();
+        let out = under_ulimit(&d, &format!("-v {limit}"), &["-L", "open", "./file-io"]);
         let err = stderr(&out);
         assert!(!err.contains("needs no shared libraries"), "ulimit -v {limit}: {err}");
         if out.status.code() == Some(2) {

@@ -149,18 +149,25 @@ fn a_process_in_its_own_mount_namespace() {
     );
     let pid = target.id();
     wait_for_exec(pid, &bin);
+    let err = traces_its_calls(pid, dir);
+    assert!(
+        err.contains(&format!("trace: process {pid} runs {} of another mount namespace", bin.display())),
+        "{err}"
+    );
+}
+
+/// `trace -p PID -u lc_step` for 1.5 s (lifecycle ticks every 50 ms), then
+/// Ctrl-C: it must have seen the process's calls. Returns trace's stderr.
+fn traces_its_calls(pid: u32, dir: &std::path::Path) -> String {
     let (tracer, out) = spawn_trace(&["-p", &pid.to_string(), "-u", "lc_step"], dir);
-    std::thread::sleep(Duration::from_millis(1500)); // lc_step every 50 ms
+    std::thread::sleep(Duration::from_millis(1500));
     send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
     let o = finish(tracer, out);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let lines = stdout_lines(&o);
     assert!(lines.iter().filter(|l| *l == "> lc_step").count() >= 5, "the process's calls: {lines:?}\n{err}");
-    assert!(
-        err.contains(&format!("trace: process {pid} runs {} of another mount namespace", bin.display())),
-        "{err}"
-    );
+    err
 }
 
 /// The program file of a running process deleted (or replaced by a new build,
@@ -173,14 +180,7 @@ fn a_process_whose_program_file_was_deleted() {
     let pid = target.id();
     wait_for_exec(pid, &bin);
     std::fs::remove_file(&bin).unwrap();
-    let (tracer, out) = spawn_trace(&["-p", &pid.to_string(), "-u", "lc_step"], dir);
-    std::thread::sleep(Duration::from_millis(1500));
-    send_signal(&tracer, nix::sys::signal::Signal::SIGINT);
-    let o = finish(tracer, out);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let lines = stdout_lines(&o);
-    assert!(lines.iter().filter(|l| *l == "> lc_step").count() >= 5, "the process's calls: {lines:?}\n{err}");
+    let err = traces_its_calls(pid, dir);
     assert!(err.contains("the file was deleted or replaced since it started"), "{err}");
 }
 
